@@ -1,0 +1,3 @@
+"""amc-pipeline: AMC (Adaptive Modality Token Re-balancing) fusion and the pipeline around it."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Feature store, cohort assembly, splits and torch datasets."""

@@ -1,0 +1,188 @@
+"""The one Parquet reader/writer of the project, and the atomic-write helper.
+
+Feature tables (SPEC section 4): one row per patient, column ``patient_id`` (string) and column
+``features`` as ``fixed_size_list<float32>``. Bag-valued modalities may add list columns;
+volumes store a flat array with the shape in the key-value metadata under ``shape``.
+Every file carries the extractor's name and parameters in metadata (``amc:`` keys, JSON values).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from amc.errors import InputError
+
+_META_PREFIX = "amc:"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
+
+    Works for files and folders. Parent folders are created (DVC does not create them).
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        if final.is_dir() and not final.is_symlink():
+            import shutil
+
+            shutil.rmtree(final)
+        os.replace(tmp_path, final)
+    finally:
+        if tmp_path.exists():
+            if tmp_path.is_dir():
+                import shutil
+
+                shutil.rmtree(tmp_path, ignore_errors=True)
+            else:
+                tmp_path.unlink()
+
+
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    """Write JSON atomically, pretty-printed and key-sorted for readable diffs."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+def _encode_metadata(metadata: Mapping[str, Any] | None) -> dict[bytes, bytes]:
+    return {
+        f"{_META_PREFIX}{k}".encode(): json.dumps(v, sort_keys=True, default=_json_default).encode()
+        for k, v in (metadata or {}).items()
+    }
+
+
+def _decode_metadata(raw: Mapping[bytes, bytes] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in (raw or {}).items():
+        key = k.decode()
+        if key.startswith(_META_PREFIX):
+            out[key[len(_META_PREFIX) :]] = json.loads(v.decode())
+    return out
+
+
+def write_table(
+    df: pd.DataFrame, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None
+) -> None:
+    """Write a DataFrame to Parquet atomically, with ``amc:`` key-value metadata."""
+    table = pa.Table.from_pandas(df, preserve_index=False)
+    _write_arrow(table, path, metadata)
+
+
+def _write_arrow(table: pa.Table, path: str | os.PathLike, metadata: Mapping[str, Any] | None):
+    existing = dict(table.schema.metadata or {})
+    existing.update(_encode_metadata(metadata))
+    table = table.replace_schema_metadata(existing)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a Parquet table written by :func:`write_table` (or any Parquet file)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: file not found", hint="run the stage that produces it first")
+    return pq.read_table(path, columns=columns).to_pandas()
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``amc:`` key-value metadata of a Parquet file, JSON-decoded."""
+    return _decode_metadata(pq.read_schema(path).metadata)
+
+
+def write_features(
+    path: str | os.PathLike,
+    patient_ids: list[str] | np.ndarray | pd.Series,
+    features: np.ndarray,
+    metadata: Mapping[str, Any] | None = None,
+    extra_columns: Mapping[str, pa.Array | list] | None = None,
+) -> None:
+    """Write a feature table: ``patient_id`` + ``features`` as ``fixed_size_list<float32>``.
+
+    Args:
+        patient_ids: (P,) unique ids.
+        features: (P, D) float array; (P, *shape) arrays (volumes) are flattened and the shape is
+            recorded in metadata under ``shape``.
+        metadata: extractor name, parameters, encoder name/version, ... (JSON-serialisable).
+        extra_columns: further columns, e.g. a bag of patch embeddings with coordinates.
+    """
+    ids = [str(p) for p in patient_ids]
+    feats = np.asarray(features, dtype=np.float32)
+    if feats.shape[0] != len(ids):
+        raise ValueError(f"{path}: {len(ids)} patient ids but {feats.shape[0]} feature rows")
+    if len(set(ids)) != len(ids):
+        dup = pd.Series(ids)[pd.Series(ids).duplicated()].iloc[0]
+        raise InputError(f"{path}: duplicate patient_id {dup!r}", hint="one row per patient")
+    meta = dict(metadata or {})
+    if feats.ndim > 2:
+        meta["shape"] = list(feats.shape[1:])
+    flat = feats.reshape(len(ids), -1)
+    dim = flat.shape[1]
+    values = pa.array(flat.reshape(-1), type=pa.float32())
+    column = pa.FixedSizeListArray.from_arrays(values, dim)
+    arrays: dict[str, Any] = {"patient_id": pa.array(ids, type=pa.string()), "features": column}
+    for name, col in (extra_columns or {}).items():
+        arrays[name] = col if isinstance(col, pa.Array | pa.ChunkedArray) else pa.array(col)
+    _write_arrow(pa.table(arrays), path, meta)
+
+
+def read_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Read a feature table.
+
+    Returns:
+        patient_ids: (P,) object array of str.
+        features: (P, D) float32, or (P, *shape) when the metadata records a shape.
+        metadata: the ``amc:`` metadata.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: feature table not found", hint="run its extract stage first")
+    table = pq.read_table(path, columns=["patient_id", "features"])
+    for col in ("patient_id", "features"):
+        if col not in table.column_names:
+            raise InputError(f"{path}: missing column {col!r}", hint="see SPEC section 4")
+    meta = _decode_metadata(table.schema.metadata)
+    ids = np.asarray(table.column("patient_id").to_pylist(), dtype=object)
+    feats_col = table.column("features").combine_chunks()
+    if pa.types.is_fixed_size_list(feats_col.type):
+        dim = feats_col.type.list_size
+        feats = feats_col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        feats = feats.reshape(len(ids), dim)
+    else:  # plain list<float>: accept it if every row has the same length
+        rows = feats_col.to_pylist()
+        lengths = {len(r) for r in rows if r is not None}
+        if len(lengths) != 1 or any(r is None for r in rows):
+            raise InputError(
+                f"{path}: column 'features' has rows of different lengths or nulls",
+                hint="every patient needs a feature vector of the same length",
+            )
+        feats = np.asarray(rows, dtype=np.float32)
+    if "shape" in meta:
+        feats = feats.reshape(len(ids), *meta["shape"])
+    return ids, feats, meta

@@ -1,0 +1,115 @@
+"""Self-attention modules that also return the head-averaged attention map A.
+
+Both take ``x`` of shape (B, N, D) and return ``(out (B, N, D), attn (B, N, N))``; attention is
+bidirectional (no causal mask). The map is what AMC scores tokens with (eq. 3, 6).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm over the last dimension (Zhang & Sennrich, 2019)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rms = torch.rsqrt(x.float().pow(2).mean(-1, keepdim=True) + self.eps)
+        return (x.float() * rms).type_as(x) * self.weight
+
+
+class DifferentialAttention(nn.Module):
+    """Multi-head differential attention (paper Appendix A.2; Ye et al., 2024).
+
+    Per head i with head dim d = D / (2h): ``[Q1; Q2] = x W_i^Q``, ``[K1; K2] = x W_i^K``,
+    ``V = x W_i^V`` (2d wide),
+    ``A_i = softmax(Q1 K1^T / sqrt(d)) - lambda softmax(Q2 K2^T / sqrt(d))``,
+    ``head_i = (1 - lambda_init) * RMSNorm(A_i V)``; heads are concatenated and projected by W^O.
+    ``lambda = exp(lq1 . lk1) - exp(lq2 . lk2) + lambda_init`` is shared across heads of a layer.
+    The returned map is the mean of the A_i over heads, shape (B, N, N); rows can hold negative
+    entries and sum to ``1 - lambda``.
+    """
+
+    def __init__(self, dim: int, heads: int, lambda_init: float = 0.1, dropout: float = 0.0):
+        super().__init__()
+        if dim % (2 * heads) != 0:
+            raise ValueError(f"hidden={dim} must be divisible by 2*heads={2 * heads}")
+        if not 0.0 < lambda_init < 1.0:
+            raise ValueError(f"lambda_init={lambda_init} must lie in (0, 1)")
+        self.heads = heads
+        self.head_dim = dim // (2 * heads)
+        self.lambda_init = lambda_init
+        self.q_proj = nn.Linear(dim, dim, bias=False)
+        self.k_proj = nn.Linear(dim, dim, bias=False)
+        self.v_proj = nn.Linear(dim, dim, bias=False)
+        self.out_proj = nn.Linear(dim, dim, bias=False)
+        self.lambda_q1 = nn.Parameter(torch.randn(self.head_dim) * 0.1)
+        self.lambda_k1 = nn.Parameter(torch.randn(self.head_dim) * 0.1)
+        self.lambda_q2 = nn.Parameter(torch.randn(self.head_dim) * 0.1)
+        self.lambda_k2 = nn.Parameter(torch.randn(self.head_dim) * 0.1)
+        self.head_norm = RMSNorm(2 * self.head_dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def lambda_value(self) -> torch.Tensor:
+        """The re-parameterised scalar lambda (eq. 12)."""
+        return (
+            torch.exp(torch.dot(self.lambda_q1, self.lambda_k1))
+            - torch.exp(torch.dot(self.lambda_q2, self.lambda_k2))
+            + self.lambda_init
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, n, dim = x.shape
+        h, d = self.heads, self.head_dim
+        # (B, N, 2h, d) -> (B, 2h, N, d); pairs (2i, 2i+1) are head i's two query/key groups.
+        q = self.q_proj(x).view(b, n, 2 * h, d).transpose(1, 2)
+        k = self.k_proj(x).view(b, n, 2 * h, d).transpose(1, 2)
+        v = self.v_proj(x).view(b, n, h, 2 * d).transpose(1, 2)  # (B, h, N, 2d)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(d)  # (B, 2h, N, N)
+        probs = logits.float().softmax(dim=-1).view(b, h, 2, n, n)
+        lam = self.lambda_value()
+        attn = probs[:, :, 0] - lam * probs[:, :, 1]  # (B, h, N, N)
+        heads = self.dropout(attn).type_as(v) @ v  # (B, h, N, 2d)
+        heads = (1.0 - self.lambda_init) * self.head_norm(heads)
+        out = self.out_proj(heads.transpose(1, 2).reshape(b, n, dim))
+        return out, attn.mean(dim=1)
+
+
+class VanillaAttention(nn.Module):
+    """Standard multi-head softmax self-attention with the same interface (ablation)."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0, **_: object) -> None:
+        super().__init__()
+        if dim % heads != 0:
+            raise ValueError(f"hidden={dim} must be divisible by heads={heads}")
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.out_proj = nn.Linear(dim, dim, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, n, dim = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)).float().softmax(dim=-1)
+        out = (self.dropout(attn).type_as(v) @ v).transpose(1, 2).reshape(b, n, dim)
+        return self.out_proj(out), attn.mean(dim=1)
+
+
+def build_attention(kind: str, dim: int, heads: int, lambda_init: float, dropout: float):
+    """``differential`` (default) or ``vanilla``."""
+    if kind == "differential":
+        return DifferentialAttention(dim, heads, lambda_init=lambda_init, dropout=dropout)
+    if kind == "vanilla":
+        return VanillaAttention(dim, heads, dropout=dropout)
+    raise ValueError(f"model.attention={kind!r} is not one of differential, vanilla")
+
+
+__all__ = ["DifferentialAttention", "VanillaAttention", "RMSNorm", "build_attention"]

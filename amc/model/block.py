@@ -1,0 +1,45 @@
+"""The improved transformer block: differential attention + sparse MoE, pre-norm, residual."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from amc.model.attention import build_attention
+from amc.model.moe import DenseFFN, SparseMoE
+
+
+class ImprovedBlock(nn.Module):
+    """(B', N, D) -> (out (B', N, D), attention map (B', N, N), balance loss scalar).
+
+    ``attention``: ``differential`` | ``vanilla``; ``ffn``: ``smoe`` | ``dense``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        attention: str = "differential",
+        ffn: str = "smoe",
+        experts: int = 8,
+        top_k: int = 2,
+        lambda_init: float = 0.1,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.norm_attn = nn.LayerNorm(dim)
+        self.attn = build_attention(attention, dim, heads, lambda_init, dropout)
+        self.norm_ffn = nn.LayerNorm(dim)
+        if ffn == "smoe":
+            self.ffn: nn.Module = SparseMoE(dim, experts=experts, top_k=top_k, dropout=dropout)
+        elif ffn == "dense":
+            self.ffn = DenseFFN(dim, dropout=dropout)
+        else:
+            raise ValueError(f"model.ffn={ffn!r} is not one of smoe, dense")
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h, attn = self.attn(self.norm_attn(x))
+        x = x + self.dropout(h)
+        h, balance = self.ffn(self.norm_ffn(x))
+        return x + self.dropout(h), attn, balance

@@ -1,0 +1,131 @@
+"""AMC's customized token fusion (paper eqs. 2-4, SPEC section 6), as plain tensor functions.
+
+Shapes: B samples, M modalities, N tokens per modality, D hidden size. ``A`` is the
+head-averaged attention map of one improved block, (B, M, N, N).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+ImportanceStat = Literal["mean", "std", "max"]
+ReplaceRule = Literal["complement", "paper"]
+
+SIGMA_FLOOR = 1e-6  # differential maps can be negative; importance must stay a distribution
+
+
+def token_scores(attn: torch.Tensor) -> torch.Tensor:
+    """eta[b, m, n] = max_k A[b, m, n, k] (eq. 3). (B, M, N, N) -> (B, M, N)."""
+    return attn.amax(dim=-1)
+
+
+def modality_importance(
+    scores: torch.Tensor, present: torch.Tensor | None = None, stat: ImportanceStat = "mean"
+) -> torch.Tensor:
+    """Per-sample modality importance s (eq. 2). (B, M, N) -> (B, M).
+
+    sigma = mean_n eta (or std / max), floored at ``SIGMA_FLOOR``; s = sigma / sum of sigma over
+    present modalities. Absent modalities get exactly 0; rows sum to 1 when any is present.
+    """
+    if stat == "mean":
+        sigma = scores.mean(dim=-1)
+    elif stat == "std":
+        sigma = scores.std(dim=-1, unbiased=False)
+    elif stat == "max":
+        sigma = scores.amax(dim=-1)
+    else:
+        raise ValueError(f"fusion.importance={stat!r} is not one of mean, std, max")
+    sigma = sigma.clamp_min(SIGMA_FLOOR)
+    if present is not None:
+        sigma = sigma * present.to(sigma.dtype)
+    return sigma / sigma.sum(dim=-1, keepdim=True).clamp_min(SIGMA_FLOOR)
+
+
+def replacement_counts(
+    importance: torch.Tensor, present: torch.Tensor, num_tokens: int, rule: ReplaceRule
+) -> torch.Tensor:
+    """K[b, m]: how many tokens of modality m to replace. (B, M) -> (B, M) int64.
+
+    ``complement``: floor((1 - s_m) N / (M_present - 1)); ``paper``: floor(s_m N) (eq. 2 literal).
+    0 when only one modality is present; N for an absent modality (all its tokens imputed).
+    """
+    m_present = present.sum(dim=-1, keepdim=True)  # (B, 1)
+    if rule == "complement":
+        k = torch.floor((1.0 - importance) * num_tokens / (m_present - 1).clamp_min(1))
+    elif rule == "paper":
+        k = torch.floor(importance * num_tokens)
+    else:
+        raise ValueError(f"fusion.replace_rule={rule!r} is not one of complement, paper")
+    k = k.long().clamp(0, num_tokens)
+    k = torch.where(m_present > 1, k, torch.zeros_like(k))
+    # An absent modality is rebuilt from donors whenever at least one modality is present.
+    return torch.where(present | (m_present == 0), k, torch.full_like(k, num_tokens))
+
+
+def replace_uninformative_tokens(
+    x: torch.Tensor,
+    scores: torch.Tensor,
+    importance: torch.Tensor,
+    present: torch.Tensor | None = None,
+    rule: ReplaceRule = "complement",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Replace each modality's bottom-K tokens by the best same-position token of another modality.
+
+    Args:
+        x: (B, M, N, D) tokens.
+        scores: (B, M, N) token scores eta.
+        importance: (B, M) modality importance s.
+        present: (B, M) bool, True where the modality exists (default: all present).
+        rule: ``complement`` or ``paper`` (see :func:`replacement_counts`).
+
+    Returns:
+        x_new: (B, M, N, D); replaced tokens are copies of donor tokens (eq. 4): for position n the
+            donor is the other present modality with the highest eta[b, ., n]. Absent modalities
+            are never donors. Gradients reach kept and donor tokens; scores and K carry none.
+        replaced_from: (B, M, N) int64 donor modality index, -1 where the token was kept.
+    """
+    b, m, n, _ = x.shape
+    if present is None:
+        present = torch.ones(b, m, dtype=torch.bool, device=x.device)
+    present = present.bool()
+    with torch.no_grad():
+        scores = scores.detach().float()
+        k = replacement_counts(importance.detach().float(), present, n, rule)  # (B, M)
+        # Rank of each token within its modality, lowest score first; stable for ties.
+        order = scores.argsort(dim=-1, stable=True)
+        rank = torch.empty_like(order).scatter_(
+            -1, order, torch.arange(n, device=x.device).expand_as(order)
+        )
+        replace = rank < k.unsqueeze(-1)  # (B, M, N)
+        # donor_scores[b, target, donor, n]: the donor's eta, -inf where it cannot donate.
+        eye = torch.eye(m, dtype=torch.bool, device=x.device)
+        blocked = eye.view(1, m, m, 1) | ~present.view(b, 1, m, 1)
+        donor_scores = scores.unsqueeze(1).expand(b, m, m, n).masked_fill(blocked, float("-inf"))
+        donor = donor_scores.argmax(dim=2)  # (B, M, N)
+        has_donor = torch.isfinite(donor_scores.amax(dim=2))
+        replace &= has_donor
+        replaced_from = torch.where(replace, donor, torch.full_like(donor, -1))
+    gathered = x.gather(1, donor.unsqueeze(-1).expand_as(x))
+    x_new = torch.where(replace.unsqueeze(-1), gathered, x)
+    return x_new, replaced_from
+
+
+class LinearTokenScorer(nn.Module):
+    """Original token-fusion scoring (Table 5, ``fusion.token_score=linear``).
+
+    One linear layer per modality predicts eta = sigmoid(w_m . x + b_m) for every token:
+    (B, M, N, D) -> (B, M, N). The caller gates tokens by eta so the scorer receives gradient.
+    """
+
+    def __init__(self, num_modalities: int, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(num_modalities, dim))
+        self.bias = nn.Parameter(torch.zeros(num_modalities))
+        nn.init.normal_(self.weight, std=dim**-0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.einsum("bmnd,md->bmn", x, self.weight.to(x.dtype)) + self.bias[:, None]
+        return torch.sigmoid(logits.float())

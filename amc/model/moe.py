@@ -1,0 +1,80 @@
+"""Feed-forward layers of the improved block: sparse mixture of experts, and the dense ablation.
+
+Both map (B, N, D) -> (B, N, D) and return a load-balancing loss (0 for the dense layer).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def _mlp(dim: int, hidden: int, dropout: float) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
+    )
+
+
+def load_balancing_loss(gate_probs: torch.Tensor, expert_index: torch.Tensor) -> torch.Tensor:
+    """Switch/Shazeer load-balancing loss ``E * sum_e f_e * P_e``.
+
+    Args:
+        gate_probs: (T, E) softmax router probabilities (carry the gradient).
+        expert_index: (T, k) experts each token was dispatched to.
+
+    ``f_e`` is the fraction of dispatches that went to expert e (no gradient) and ``P_e`` the mean
+    router probability of e. The loss is 1 at perfectly uniform load and grows up to E as routing
+    collapses onto one expert; its gradient pushes probability away from overloaded experts.
+    """
+    num_experts = gate_probs.shape[-1]
+    counts = F.one_hot(expert_index, num_experts).sum(dim=(0, 1)).to(gate_probs.dtype)
+    fraction = counts / counts.sum().clamp_min(1.0)
+    mean_prob = gate_probs.mean(dim=0)
+    return num_experts * (fraction * mean_prob).sum()
+
+
+class SparseMoE(nn.Module):
+    """Top-k sparse mixture of experts (paper Appendix A.3, eqs. 13-15).
+
+    Router: one linear layer, softmax over experts, top-k kept and renormalised to sum to 1.
+    Each expert is a 2-layer GELU MLP and only runs on the tokens routed to it.
+    """
+
+    def __init__(
+        self, dim: int, experts: int = 8, top_k: int = 2, hidden_mult: int = 2, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if not 1 <= top_k <= experts:
+            raise ValueError(f"model.top_k={top_k} must lie in [1, model.experts={experts}]")
+        self.num_experts = experts
+        self.top_k = top_k
+        self.gate = nn.Linear(dim, experts, bias=False)
+        self.experts = nn.ModuleList(_mlp(dim, hidden_mult * dim, dropout) for _ in range(experts))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = x.shape
+        tokens = x.reshape(-1, shape[-1])  # (T, D)
+        probs = self.gate(tokens).float().softmax(dim=-1)  # (T, E)
+        top_p, top_i = probs.topk(self.top_k, dim=-1)  # (T, k)
+        weights = top_p / top_p.sum(dim=-1, keepdim=True)
+        out = torch.zeros_like(tokens)
+        # Loop over experts (a handful), never over tokens: gather each expert's tokens once.
+        for e, expert in enumerate(self.experts):
+            token_idx, slot = (top_i == e).nonzero(as_tuple=True)
+            if token_idx.numel() == 0:
+                continue
+            y = expert(tokens[token_idx]) * weights[token_idx, slot].unsqueeze(-1).to(tokens.dtype)
+            out = out.index_add(0, token_idx, y.to(out.dtype))
+        return out.view(shape), load_balancing_loss(probs, top_i)
+
+
+class DenseFFN(nn.Module):
+    """The dense MLP of a standard transformer block (ablation ``model.ffn=dense``)."""
+
+    def __init__(self, dim: int, hidden_mult: int = 2, dropout: float = 0.0, **_: object) -> None:
+        super().__init__()
+        self.mlp = _mlp(dim, hidden_mult * dim, dropout)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.mlp(x), x.new_zeros(())

@@ -1,0 +1,1 @@
+"""Training loop, seeding, checkpoints, early stopping, device/precision selection."""

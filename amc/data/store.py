@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -56,9 +57,38 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:
-    """Write JSON atomically, pretty-printed and key-sorted for readable diffs."""
+    """Write strict JSON atomically (NaN/inf as null), pretty-printed and key-sorted."""
+    text = json.dumps(
+        to_jsonable(obj), indent=2, sort_keys=True, allow_nan=False, default=_json_default
+    )
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+        tmp.write_text(text + "\n")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Recursively convert to plain JSON types: NaN / inf -> None, numpy -> Python.
+
+    Parameters
+    ----------
+    obj : Any
+        dicts, lists, tuples, numpy scalars / arrays, floats, ints, str, bool, None.
+
+    Returns
+    -------
+    Any
+        The same structure with only dict / list / str / int / float / bool / None.
+    """
+    if isinstance(obj, Mapping):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return [to_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, list | tuple):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    return obj
 
 
 def _json_default(value: Any) -> Any:

@@ -1,0 +1,209 @@
+"""Cohort assembly: feature tables + label table -> aligned arrays with a ``present`` mask.
+
+A patient missing from a modality's table is kept with zeros there and ``present`` False
+(the paper's missing-modality setting, Table 9), unless ``drop_incomplete`` asks to drop them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from amc.data.store import read_features, read_table
+from amc.errors import InputError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Cohort:
+    """Aligned multimodal data of one dataset.
+
+    patient_ids: (P,) str. features: name -> (P, F) or (P, X, Y, Z) float32 (zeros where absent).
+    present: (P, M) bool in ``modalities`` order. Targets: ``labels`` (P,) int64 class index with
+    ``class_names``, or ``time`` (P,) float and ``event`` (P,) int (1 = observed).
+    """
+
+    patient_ids: np.ndarray
+    modalities: list[str]
+    features: dict[str, np.ndarray]
+    present: np.ndarray
+    task: str
+    labels: np.ndarray | None = None
+    class_names: list[str] = field(default_factory=list)
+    time: np.ndarray | None = None
+    event: np.ndarray | None = None
+    metadata: dict[str, dict] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.patient_ids)
+
+    @property
+    def strata(self) -> np.ndarray:
+        """What splits are stratified by: the class, or the event flag for survival."""
+        return self.labels if self.task == "classification" else self.event
+
+    def subset(self, index: np.ndarray) -> Cohort:
+        """Rows ``index`` of every array."""
+
+        def take(a):
+            return None if a is None else a[index]
+
+        return Cohort(
+            patient_ids=self.patient_ids[index],
+            modalities=self.modalities,
+            features={k: v[index] for k, v in self.features.items()},
+            present=self.present[index],
+            task=self.task,
+            labels=take(self.labels),
+            class_names=self.class_names,
+            time=take(self.time),
+            event=take(self.event),
+            metadata=self.metadata,
+        )
+
+
+def read_labels(path: Path, task: str) -> pd.DataFrame:
+    """Label table: ``patient_id, label`` (classification) or ``patient_id, time, event``."""
+    df = read_table(path)
+    needed = (
+        ["patient_id", "label"] if task == "classification" else ["patient_id", "time", "event"]
+    )
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {missing}",
+            hint=f"a {task} label table needs columns {needed}",
+        )
+    df = df.copy()
+    df["patient_id"] = df["patient_id"].astype(str)
+    dup = df["patient_id"].duplicated()
+    if dup.any():
+        raise InputError(
+            f"{path}: patient_id {df['patient_id'][dup].iloc[0]!r} appears twice",
+            hint="one label row per patient",
+        )
+    if task == "classification":
+        if df["label"].isna().any():
+            bad = df.loc[df["label"].isna(), "patient_id"].iloc[0]
+            raise InputError(f"{path}: patient {bad!r} has no label", hint="drop or label it")
+    else:
+        for col in ("time", "event"):
+            values = pd.to_numeric(df[col], errors="coerce")
+            if values.isna().any() or not np.isfinite(values).all():
+                bad = df.loc[values.isna() | ~np.isfinite(values.fillna(0)), "patient_id"].iloc[0]
+                raise InputError(
+                    f"{path}: patient {bad!r} has an invalid {col!r}",
+                    hint="time must be a finite number of days, event 0/1",
+                )
+            df[col] = values
+        if (df["time"] < 0).any():
+            bad = df.loc[df["time"] < 0, "patient_id"].iloc[0]
+            raise InputError(
+                f"{path}: patient {bad!r} has a negative time",
+                hint="survival times are days from diagnosis, >= 0",
+            )
+        if not df["event"].isin([0, 1]).all():
+            raise InputError(f"{path}: column 'event' must hold 0/1 (1 = death observed)")
+    return df
+
+
+def class_order(labels: pd.Series) -> list[str]:
+    """Class names in a stable order: numeric order for numbers, else sorted strings."""
+    values = labels.dropna().unique().tolist()
+    try:
+        return [str(v) for v in sorted(values, key=float)]
+    except (TypeError, ValueError):
+        return sorted(str(v) for v in values)
+
+
+def load_cohort(
+    feature_files: dict[str, Path],
+    labels_path: Path,
+    task: str,
+    drop_incomplete: bool = False,
+    project: str | None = None,
+) -> Cohort:
+    """Assemble a cohort from feature tables and a label table.
+
+    Args:
+        feature_files: modality name -> Parquet file of SPEC section 4.
+        labels_path: label table (see :func:`read_labels`); a ``project_id`` column is filtered by
+            ``project`` when given (TCGA holds all projects in one table).
+        drop_incomplete: drop patients lacking any modality instead of masking it.
+    """
+    labels = read_labels(Path(labels_path), task)
+    if project is not None:
+        if "project_id" not in labels.columns:
+            raise InputError(f"{labels_path}: no project_id column to select {project!r}")
+        labels = labels[labels["project_id"] == project]
+        if labels.empty:
+            raise InputError(
+                f"{labels_path}: no patient of project {project!r}",
+                hint="check datasets.<item>.project",
+            )
+    labels = labels.sort_values("patient_id").reset_index(drop=True)
+    ids = labels["patient_id"].to_numpy(dtype=object)
+    index = pd.Index(ids)
+    names = list(feature_files)
+    present = np.zeros((len(ids), len(names)), dtype=bool)
+    features: dict[str, np.ndarray] = {}
+    metadata: dict[str, dict] = {}
+    for m, name in enumerate(names):
+        path = Path(feature_files[name])
+        pids, feats, meta = read_features(path)
+        bad_rows = ~np.isfinite(feats.reshape(len(pids), -1)).all(axis=1)
+        if bad_rows.any():
+            raise InputError(
+                f"{path}: patient {pids[bad_rows][0]!r} has NaN/inf features",
+                hint="fix the extractor or impute before writing the table",
+            )
+        pos = index.get_indexer(pids.astype(str))
+        known = pos >= 0
+        if (~known).any():
+            log.info("%s: %d patients have no label and are ignored", path, int((~known).sum()))
+        out = np.zeros((len(ids), *feats.shape[1:]), dtype=np.float32)
+        out[pos[known]] = feats[known]
+        present[pos[known], m] = True
+        features[name] = out
+        metadata[name] = meta
+        log.info("%s: %d/%d labelled patients present", name, int(present[:, m].sum()), len(ids))
+    nowhere = ~present.any(axis=1)
+    if nowhere.any():
+        raise InputError(
+            f"{labels_path}: {int(nowhere.sum())} labelled patient(s) have no features in any "
+            f"modality, e.g. {ids[nowhere][0]!r}",
+            hint="drop them from the label table, or check patient_id formats across tables",
+        )
+    keep = np.ones(len(ids), dtype=bool)
+    if drop_incomplete:
+        keep = present.all(axis=1)
+        log.info("drop_incomplete: dropping %d patients lacking a modality", int((~keep).sum()))
+    cohort = Cohort(
+        patient_ids=ids,
+        modalities=names,
+        features=features,
+        present=present,
+        task=task,
+        metadata=metadata,
+    )
+    if task == "classification":
+        cohort.class_names = class_order(labels["label"])
+        lookup = {c: i for i, c in enumerate(cohort.class_names)}
+        cohort.labels = labels["label"].astype(str).map(lookup).to_numpy(dtype=np.int64)
+        if len(cohort.class_names) < 2:
+            raise InputError(
+                f"{labels_path}: only one class {cohort.class_names}",
+                hint="classification needs at least two classes",
+            )
+    else:
+        cohort.time = labels["time"].to_numpy(dtype=np.float64)
+        cohort.event = labels["event"].to_numpy(dtype=np.int64)
+    cohort = cohort.subset(np.flatnonzero(keep))
+    if len(cohort) == 0:
+        raise InputError(f"{labels_path}: no patient left", hint="check drop_incomplete")
+    return cohort

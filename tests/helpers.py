@@ -1,0 +1,41 @@
+"""Small builders shared by tests: feature tables and label tables in the store's format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from amc.data.store import write_features, write_table
+
+
+def toy_dataset(
+    root: Path,
+    n: int = 120,
+    seed: int = 0,
+    task: str = "classification",
+    missing: float = 0.0,
+    signal: float = 1.5,
+) -> tuple[dict[str, Path], Path]:
+    """Two vector modalities carrying a label signal; ``missing`` drops patients per modality."""
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"P{i:04d}" for i in range(n)], dtype=object)
+    latent = rng.normal(size=n)
+    files = {}
+    for m, dim in (("a", 12), ("b", 20)):
+        x = rng.normal(size=(n, dim)).astype(np.float32)
+        x[:, :3] += signal * latent[:, None]
+        keep = rng.random(n) >= missing if m == "b" else np.ones(n, dtype=bool)
+        path = root / f"{m}.parquet"
+        write_features(path, ids[keep], x[keep], {"extractor": "toy"})
+        files[m] = path
+    if task == "classification":
+        labels = pd.DataFrame({"patient_id": ids, "label": (latent > 0).astype(int)})
+    else:
+        time = rng.exponential(365 * np.exp(-signal * latent)) + 1
+        event = (rng.random(n) < 0.7).astype(int)
+        labels = pd.DataFrame({"patient_id": ids, "time": time, "event": event})
+    labels_path = root / "labels.parquet"
+    write_table(labels, labels_path)
+    return files, labels_path

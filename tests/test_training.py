@@ -1,0 +1,85 @@
+"""Training loop: learns, selects on validation only, resumes after an interruption exactly."""
+
+import numpy as np
+import pytest
+import torch
+
+import amc.training.loop as loop
+from amc.data.cohort import load_cohort
+from amc.data.splits import make_splits
+from amc.evaluation.metrics import classification_metrics, concordance_index
+from amc.training.loop import TrainSettings, predict, train_model
+from tests.helpers import toy_dataset
+
+MODEL = dict(
+    hidden=16, heads=2, layers=2, tokens=4, experts=4, top_k=2, encoder_layers=1, dropout=0.1
+)
+
+
+def _setup(tmp_path, task="classification", missing=0.2, n=200):
+    files, labels = toy_dataset(tmp_path, n=n, task=task, missing=missing, signal=3.0)
+    cohort = load_cohort(files, labels, task)
+    splits = make_splits(cohort.patient_ids, cohort.strata, [0])
+    split = splits.set_index("patient_id").loc[cohort.patient_ids.astype(str), "split"].to_numpy()
+    return cohort, split
+
+
+def test_classification_learns_and_reports_importance(tmp_path):
+    cohort, split = _setup(tmp_path)
+    settings = TrainSettings(epochs=12, warmup_epochs=2, batch_size=32, patience=20, lr=3e-3)
+    ckpt = train_model(cohort, split, MODEL, settings, seed=0)
+    assert ckpt["fused"] and ckpt["best_epoch"] >= 2  # selected among fusing epochs
+    out = predict(ckpt, cohort, device="cpu")
+    test = split == "test"
+    auroc = classification_metrics(cohort.labels[test], out["prob"][test])["auroc"]
+    assert auroc > 0.8
+    assert np.allclose(out["importance"].sum(1), 1, atol=1e-4)
+    absent = ~cohort.present
+    assert np.all(out["importance"][absent] == 0)
+    assert np.all(out["replaced"][absent] == MODEL["tokens"])  # absent modality fully imputed
+
+
+def test_survival_trains_with_discrete_time_head(tmp_path):
+    cohort, split = _setup(tmp_path, task="survival", missing=0.0)
+    settings = TrainSettings(epochs=8, warmup_epochs=1, batch_size=32, patience=20, lr=3e-3)
+    ckpt = train_model(cohort, split, MODEL, settings, seed=0)
+    assert len(ckpt["cuts"]) == 3
+    risk = predict(ckpt, cohort, device="cpu")["risk"]
+    test = split == "test"
+    assert concordance_index(cohort.time[test], cohort.event[test], risk[test]) > 0.6
+
+
+def test_same_seed_same_model(tmp_path):
+    cohort, split = _setup(tmp_path, n=80)
+    settings = TrainSettings(epochs=3, warmup_epochs=1, batch_size=16)
+    a = train_model(cohort, split, MODEL, settings, seed=3)
+    b = train_model(cohort, split, MODEL, settings, seed=3)
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    for key, value in a["state_dict"].items():
+        assert torch.equal(value, b["state_dict"][key])
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypatch):
+    cohort, split = _setup(tmp_path, n=80)
+    settings = TrainSettings(epochs=5, warmup_epochs=1, batch_size=16, patience=20)
+    reference = train_model(cohort, split, MODEL, settings, seed=1)
+
+    resume = tmp_path / "seed1.resume.pt"
+    real = loop.validation_score
+    calls = {"n": 0}
+
+    def crash_on_third_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "validation_score", crash_on_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(cohort, split, MODEL, settings, seed=1, resume_path=resume)
+    monkeypatch.setattr(loop, "validation_score", real)
+    assert resume.exists()
+    resumed = train_model(cohort, split, MODEL, settings, seed=1, resume_path=resume)
+    assert len(resumed["history"]) == 5
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in reference["history"]]
+    assert resumed["best_epoch"] == reference["best_epoch"]

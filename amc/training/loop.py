@@ -7,6 +7,7 @@ The test split is never looked at here: :func:`predict` is called on it once, af
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import math
 from collections.abc import Iterator
@@ -295,6 +296,36 @@ def train_model(
         "seed": seed,
         "settings": asdict(settings),
     }
+
+
+def _fingerprint(cohort: Cohort, split: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for array in (
+        cohort.patient_ids.astype(str),
+        split.astype(str),
+        cohort.present,
+        cohort.labels,
+        cohort.time,
+        cohort.event,
+    ):
+        if array is not None:
+            digest.update(
+                np.ascontiguousarray(array).tobytes()
+                if array.dtype != object
+                else "\x1f".join(array.tolist()).encode()
+            )
+    for name in cohort.modalities:
+        digest.update(np.ascontiguousarray(cohort.features[name]).tobytes())
+    return digest.hexdigest()
+
+
+def _code_fingerprint() -> str:
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _save_resume(path, model, optimizer, generator, state, signature) -> None:

@@ -1,0 +1,23 @@
+"""Shrink params.yaml in place to CI's tiny profile: small cohorts, two seeds, few epochs."""
+
+import sys
+
+import yaml
+
+path = sys.argv[1] if len(sys.argv) > 1 else "params.yaml"
+params = yaml.safe_load(open(path))
+TINY_SOURCES = {
+    "mimic": {"n_patients": 160},
+    "tcga": {"cases_per_project": 24},
+    "adni": {"n_subjects": 90},
+}
+for source, sizes in TINY_SOURCES.items():
+    if source in params.get("sources", {}):
+        params["sources"][source].setdefault("synthetic", {}).update(sizes)
+params["split"]["seeds"] = [0, 1]
+params["train"].update(epochs=3, warmup_epochs=1, patience=3)
+for ds in params["datasets"].values():
+    if ds.get("train"):
+        ds["train"].update(epochs=3, warmup_epochs=1, patience=3)
+with open(path, "w") as fh:
+    yaml.safe_dump(params, fh, sort_keys=False)

@@ -1,0 +1,574 @@
+"""MIMIC-IV (v2.2 / v3 layout) loaders and per-admission feature extractors.
+
+Reads exactly what PhysioNet ships (gzip CSVs under ``hosp/`` and ``note/``), so the same code
+runs on the synthetic cohort of :mod:`amc.synthetic.mimic` and on the real download.
+
+Cohort and label
+----------------
+One row per patient: the index admission is the patient's FIRST admission by ``admittime``
+(ties broken by ``hadm_id``) and ``patient_id = str(subject_id)``. The label is 1 when the
+patient died within 365 days of the index ``admittime``: the death time is the earliest of
+``admissions.deathtime`` (over all the patient's admissions) and ``patients.dod`` (a date, taken
+at 00:00), and counts when it falls in ``[admittime's date, admittime + 365 days]``. A death
+recorded before the admission's date is inconsistent data: it is counted in the log and does not
+make the label positive.
+
+Feature layouts
+---------------
+* ``lab``: for every itemid of ``d_labitems`` that has at least one numeric ``valuenum`` anywhere
+  in ``labevents`` (sorted by itemid; the set depends on the file, never on the cohort or a
+  split), six columns ``mean, min, max, last, count, missing`` over the numeric results of the
+  index admission with ``admittime <= charttime <= admittime + window_hours``. Absent items have
+  zeros and ``missing = 1``. Rows without ``hadm_id`` (outpatient labs) are not used. Nothing is
+  scaled here: scaling is fitted on the training split at train time.
+* ``code``: multi-hot over a fixed hashed vocabulary: the token
+  ``f"{kind}{version}:{code[:3]}"`` (``kind`` = ``dx`` for diagnoses_icd, ``px`` for
+  procedures_icd; ``version`` = 9 or 10; the ICD category = first three characters of the
+  dot-less code) goes to bucket ``zlib.crc32(token) % vocab_size``. The vocabulary is identical
+  for every cohort, split and dataset; collisions are possible and accepted.
+* ``note``: the discharge summaries of the index admission (joined in ``note_seq`` order) embedded
+  with :func:`amc.features.text.embed_texts`; patients without a (non-empty) note are absent.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from amc.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+PATIENTS = "hosp/patients.csv.gz"
+ADMISSIONS = "hosp/admissions.csv.gz"
+LABEVENTS = "hosp/labevents.csv.gz"
+D_LABITEMS = "hosp/d_labitems.csv.gz"
+DIAGNOSES = "hosp/diagnoses_icd.csv.gz"
+PROCEDURES = "hosp/procedures_icd.csv.gz"
+DISCHARGE = "note/discharge.csv.gz"
+
+LAB_STATS = ("mean", "min", "max", "last", "count", "missing")
+INDEX_COLUMNS = (
+    "patient_id",
+    "subject_id",
+    "hadm_id",
+    "admittime",
+    "dischtime",
+    "label",
+    "death_time",
+)
+
+
+# ------------------------------------------------------------------------------------ reading
+def _path(raw_dir: Path, rel: str) -> Path:
+    path = Path(raw_dir) / rel
+    if not path.is_file():
+        raise InputError(
+            f"{path}: MIMIC-IV file not found",
+            hint=f"point the raw path at a MIMIC-IV folder that contains {rel} "
+            "(or run the synthesize stage)",
+        )
+    return path
+
+
+def _check_columns(path: Path, required: Sequence[str]) -> None:
+    try:
+        header = pd.read_csv(path, nrows=0).columns
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(f"{path}: unreadable CSV ({err})", hint="re-download the file") from err
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise InputError(
+            f"{path}: missing required column(s) {', '.join(repr(c) for c in missing)}",
+            hint=f"expected the MIMIC-IV columns {', '.join(required)}",
+        )
+
+
+def _read(raw_dir: Path, rel: str, columns: Sequence[str], **kwargs: Any) -> pd.DataFrame:
+    path = _path(raw_dir, rel)
+    _check_columns(path, columns)
+    try:
+        return pd.read_csv(path, usecols=list(columns), **kwargs)
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(f"{path}: could not be parsed ({err})") from err
+
+
+def _read_chunks(
+    raw_dir: Path, rel: str, columns: Sequence[str], chunksize: int, **kwargs: Any
+) -> Iterator[pd.DataFrame]:
+    path = _path(raw_dir, rel)
+    _check_columns(path, columns)
+    try:
+        with pd.read_csv(path, usecols=list(columns), chunksize=chunksize, **kwargs) as reader:
+            yield from reader
+    except (OSError, ValueError, EOFError) as err:
+        raise InputError(f"{path}: could not be parsed ({err})") from err
+
+
+def _to_time(values: pd.Series, path: str, column: str) -> pd.Series:
+    out = pd.to_datetime(values, errors="coerce")
+    bad = out.isna() & values.notna() & (values.astype(str).str.strip() != "")
+    if bad.any():
+        raise InputError(
+            f"{path}: column {column!r} has unparseable time {values[bad].iloc[0]!r}",
+            hint="times must look like 2180-05-06 22:23:00",
+        )
+    return out
+
+
+def _hadm_set(index: pd.DataFrame) -> dict[int, int]:
+    """hadm_id -> row position in ``index``."""
+    if "hadm_id" not in index or "patient_id" not in index:
+        raise InputError(
+            "index table needs columns patient_id and hadm_id",
+            hint="build it with load_index_admissions(raw_dir)",
+        )
+    return {int(h): i for i, h in enumerate(index["hadm_id"].to_numpy())}
+
+
+# ------------------------------------------------------------------------------------ cohort
+def load_index_admissions(raw_dir: Path) -> pd.DataFrame:
+    """Index admission (first by admittime) and 1-year mortality label of every patient.
+
+    Parameters
+    ----------
+    raw_dir:
+        MIMIC-IV root (contains ``hosp/``).
+
+    Returns
+    -------
+    pd.DataFrame
+        (P rows) ``patient_id`` (str subject_id), ``subject_id``, ``hadm_id`` (int64),
+        ``admittime``, ``dischtime`` (datetime64), ``label`` (int 0/1), ``death_time``
+        (datetime64, NaT when no death is recorded), sorted by ``subject_id``.
+    """
+    raw_dir = Path(raw_dir)
+    adm = _read(
+        raw_dir,
+        ADMISSIONS,
+        ["subject_id", "hadm_id", "admittime", "dischtime", "deathtime"],
+        dtype={"deathtime": str},
+    )
+    pat = _read(raw_dir, PATIENTS, ["subject_id", "dod"], dtype={"dod": str})
+    path_a = str(raw_dir / ADMISSIONS)
+    for col in ("admittime", "dischtime", "deathtime"):
+        adm[col] = _to_time(adm[col], path_a, col)
+    if adm["admittime"].isna().any() or adm["hadm_id"].isna().any():
+        raise InputError(
+            f"{path_a}: empty admittime or hadm_id",
+            hint="every admission needs hadm_id and admittime",
+        )
+    pat["dod"] = _to_time(pat["dod"], str(raw_dir / PATIENTS), "dod")
+    if pat["subject_id"].duplicated().any():
+        dup = pat.loc[pat["subject_id"].duplicated(), "subject_id"].iloc[0]
+        raise InputError(f"{raw_dir / PATIENTS}: duplicate subject_id {dup}")
+
+    adm = adm.sort_values(["subject_id", "admittime", "hadm_id"], kind="stable")
+    index = adm.drop_duplicates("subject_id", keep="first").copy()
+    first_death = adm.groupby("subject_id")["deathtime"].min()
+    index["deathtime_any"] = index["subject_id"].map(first_death)
+    index = index.merge(pat, on="subject_id", how="left")
+    no_patient = index["dod"].isna() & ~index["subject_id"].isin(pat["subject_id"])
+    if no_patient.any():
+        logger.warning(
+            "%d admissions' subject_id not in patients.csv.gz (dod unknown)", int(no_patient.sum())
+        )
+    death = pd.concat([index["deathtime_any"], index["dod"]], axis=1).min(axis=1)
+    delta = death - index["admittime"]
+    before = death < index["admittime"].dt.normalize()
+    if before.any():
+        logger.warning(
+            "%d patients have a death time before their index admission's date; labelled 0",
+            int(before.sum()),
+        )
+    label = (death.notna() & ~before & (delta <= pd.Timedelta(days=365))).astype(int)
+    out = pd.DataFrame(
+        {
+            "patient_id": index["subject_id"].astype("int64").astype(str),
+            "subject_id": index["subject_id"].astype("int64"),
+            "hadm_id": index["hadm_id"].astype("int64"),
+            "admittime": index["admittime"],
+            "dischtime": index["dischtime"],
+            "label": label.to_numpy(),
+            "death_time": death,
+        }
+    ).reset_index(drop=True)
+    logger.info(
+        "MIMIC-IV cohort: %d patients (index = first admission), %d positive (%.1f%%)",
+        len(out),
+        int(out["label"].sum()),
+        100 * out["label"].mean() if len(out) else 0,
+    )
+    return out
+
+
+def label_table(index: pd.DataFrame) -> pd.DataFrame:
+    """``patient_id`` (str), ``label`` (int 0/1) from :func:`load_index_admissions`."""
+    return pd.DataFrame(
+        {
+            "patient_id": index["patient_id"].astype(str).to_numpy(),
+            "label": index["label"].astype(int).to_numpy(),
+        }
+    )
+
+
+# ------------------------------------------------------------------------------------ labs
+def lab_feature_names(itemids: Sequence[int], labels: dict[int, str] | None = None) -> list[str]:
+    """``"lab:<itemid>:<label>:<stat>"`` for each item and stat in :data:`LAB_STATS`."""
+    labels = labels or {}
+    return [f"lab:{i}:{labels.get(int(i), '')}:{s}" for i in itemids for s in LAB_STATS]
+
+
+def extract_lab_features(
+    raw_dir: Path,
+    index: pd.DataFrame,
+    window_hours: float = 48.0,
+    chunksize: int = 1_000_000,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Per-item lab aggregates over the first ``window_hours`` of the index admission.
+
+    ``labevents.csv.gz`` is streamed in chunks of ``chunksize`` rows (only the five columns
+    used), and partial aggregates are merged after every chunk, so memory is bounded by the
+    number of (admission, item) pairs of the cohort, not by the file.
+
+    Parameters
+    ----------
+    raw_dir:
+        MIMIC-IV root.
+    index:
+        :func:`load_index_admissions` output (P rows).
+    window_hours:
+        Results with ``admittime <= charttime <= admittime + window_hours`` are used.
+    chunksize:
+        Rows per chunk.
+
+    Returns
+    -------
+    ids : (P,) object array of patient_id, in ``index`` order.
+    feats : (P, 6 * I) float32: for each of the I items ``mean, min, max, last, count, missing``.
+    names : 6 * I feature names (see :func:`lab_feature_names`).
+    """
+    if window_hours <= 0:
+        raise InputError(f"window_hours={window_hours} must be > 0")
+    if chunksize < 1:
+        raise InputError(f"chunksize={chunksize} must be >= 1")
+    raw_dir = Path(raw_dir)
+    items = _read(raw_dir, D_LABITEMS, ["itemid", "label"])
+    known = set(items["itemid"].astype("int64").tolist())
+    labels = dict(
+        zip(items["itemid"].astype("int64"), items["label"].fillna("").astype(str), strict=True)
+    )
+    pos = _hadm_set(index)
+    hadm_arr = np.fromiter(pos.keys(), dtype=np.int64, count=len(pos))
+    admit = pd.Series(
+        pd.to_datetime(index["admittime"]).to_numpy(),
+        index=index["hadm_id"].astype("int64").to_numpy(),
+    )
+    window = pd.Timedelta(hours=window_hours)
+
+    seen_numeric: set[int] = set()
+    unknown_rows = 0
+    unknown_ids: set[int] = set()
+    non_numeric = 0
+    total = 0
+    partial: pd.DataFrame | None = None
+    pending: list[pd.DataFrame] = []
+    pending_rows = 0
+    offset = 0
+    cols = ["hadm_id", "itemid", "charttime", "valuenum"]
+    reader = _read_chunks(
+        raw_dir,
+        LABEVENTS,
+        [*cols, "subject_id"],
+        chunksize,
+        dtype={"hadm_id": "float64", "itemid": "int64", "valuenum": "float64", "charttime": str},
+    )
+    for chunk in tqdm(reader, desc="labevents chunks", unit="chunk", disable=None):
+        n = len(chunk)
+        chunk = chunk.assign(row=np.arange(offset, offset + n))
+        offset += n
+        total += n
+        numeric = chunk["valuenum"].notna()
+        non_numeric += int((~numeric).sum())
+        is_known = chunk["itemid"].isin(known)
+        unk = chunk.loc[~is_known, "itemid"]
+        unknown_rows += len(unk)
+        unknown_ids.update(unk.unique().tolist())
+        seen_numeric.update(chunk.loc[numeric & is_known, "itemid"].unique().tolist())
+        keep = numeric & is_known & chunk["hadm_id"].notna()
+        keep &= chunk["hadm_id"].isin(hadm_arr)
+        sub = chunk.loc[keep, ["hadm_id", "itemid", "charttime", "valuenum", "row"]]
+        if sub.empty:
+            continue
+        sub["hadm_id"] = sub["hadm_id"].astype("int64")
+        t = _to_time(sub["charttime"], str(raw_dir / LABEVENTS), "charttime")
+        start = admit.reindex(sub["hadm_id"].to_numpy()).to_numpy()
+        in_win = (t.to_numpy() >= start) & (t.to_numpy() <= start + window.to_timedelta64())
+        sub = sub.loc[in_win].assign(t=t[in_win])
+        if sub.empty:
+            continue
+        pending.append(_aggregate(sub))
+        pending_rows += len(pending[-1])
+        # merge when the pending partials outgrow the merged table (amortised, bounded memory)
+        if pending_rows > max(chunksize, 0 if partial is None else len(partial)):
+            partial = _merge([] if partial is None else [partial], pending)
+            pending, pending_rows = [], 0
+    if pending:
+        partial = _merge([] if partial is None else [partial], pending)
+
+    item_list = sorted(seen_numeric)
+    names = lab_feature_names(item_list, labels)
+    n_pat = len(index)
+    feats = np.zeros((n_pat, len(item_list), len(LAB_STATS)), dtype=np.float32)
+    feats[:, :, LAB_STATS.index("missing")] = 1.0
+    used = 0
+    if partial is not None and len(item_list):
+        col = {it: k for k, it in enumerate(item_list)}
+        rows = partial["hadm_id"].map(pos).to_numpy()
+        cols_ = partial["itemid"].map(col).to_numpy()
+        feats[rows, cols_, 0] = (partial["sum"] / partial["count"]).to_numpy()
+        feats[rows, cols_, 1] = partial["min"].to_numpy()
+        feats[rows, cols_, 2] = partial["max"].to_numpy()
+        feats[rows, cols_, 3] = partial["last"].to_numpy()
+        feats[rows, cols_, 4] = partial["count"].to_numpy()
+        feats[rows, cols_, 5] = 0.0
+        used = int(partial["count"].sum())
+    no_labs = int((feats[:, :, 5] == 1).all(axis=1).sum()) if len(item_list) else n_pat
+    if not np.isfinite(feats).all():
+        raise InputError(
+            f"{raw_dir / LABEVENTS}: non-finite valuenum in the window",
+            hint="valuenum must be a finite number or empty",
+        )
+    logger.info(
+        "labevents: %d rows read, %d used (%d items, window %.0f h); dropped %d rows of %d "
+        "itemids not in d_labitems, %d non-numeric rows; %d of %d index admissions without labs",
+        total,
+        used,
+        len(item_list),
+        window_hours,
+        unknown_rows,
+        len(unknown_ids),
+        non_numeric,
+        no_labs,
+        n_pat,
+    )
+    ids = index["patient_id"].astype(str).to_numpy(dtype=object)
+    return ids, feats.reshape(n_pat, -1), names
+
+
+def _aggregate(sub: pd.DataFrame) -> pd.DataFrame:
+    """Partial aggregates per (hadm_id, itemid): sum, count, min, max, last (by time, row)."""
+    sub = sub.sort_values(["hadm_id", "itemid", "t", "row"], kind="stable")
+    g = sub.groupby(["hadm_id", "itemid"], sort=True)
+    out = g["valuenum"].agg(["sum", "count", "min", "max"])
+    last = g[["t", "row", "valuenum"]].last()
+    out["last_t"] = last["t"]
+    out["last_row"] = last["row"]
+    out["last"] = last["valuenum"]
+    return out.reset_index()
+
+
+def _merge(merged: list[pd.DataFrame], parts: list[pd.DataFrame]) -> pd.DataFrame:
+    both = pd.concat([*merged, *parts], ignore_index=True)
+    both = both.sort_values(["hadm_id", "itemid", "last_t", "last_row"], kind="stable")
+    g = both.groupby(["hadm_id", "itemid"], sort=True)
+    out = g.agg(
+        sum=("sum", "sum"),
+        count=("count", "sum"),
+        min=("min", "min"),
+        max=("max", "max"),
+        last_t=("last_t", "last"),
+        last_row=("last_row", "last"),
+        last=("last", "last"),
+    )
+    return out.reset_index()
+
+
+# ------------------------------------------------------------------------------------ codes
+def code_token(kind: str, version: int, code: str) -> str:
+    """The vocabulary token of one ICD code: ``f"{kind}{version}:{code[:3]}"``."""
+    return f"{kind}{int(version)}:{str(code).strip().upper().replace('.', '')[:3]}"
+
+
+def code_bucket(token: str, vocab_size: int) -> int:
+    """Stable bucket of a token: ``zlib.crc32(token) % vocab_size``."""
+    return zlib.crc32(token.encode("utf-8")) % vocab_size
+
+
+def extract_code_features(
+    raw_dir: Path,
+    index: pd.DataFrame,
+    vocab_size: int = 512,
+    chunksize: int = 1_000_000,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Multi-hot ICD-9/ICD-10 diagnoses and procedures of the index admission (hashed vocab).
+
+    Parameters
+    ----------
+    raw_dir:
+        MIMIC-IV root.
+    index:
+        :func:`load_index_admissions` output (P rows).
+    vocab_size:
+        Number of hash buckets (fixed vocabulary, independent of the cohort).
+    chunksize:
+        Rows per chunk when reading the ICD tables.
+
+    Returns
+    -------
+    ids : (P,) patient ids in ``index`` order.
+    feats : (P, vocab_size) float32 in {0, 1}; admissions without codes are zero rows.
+    names : ``code_bucket_000`` ... (a bucket holds every ICD category hashed to it).
+    """
+    if vocab_size < 1:
+        raise InputError(f"vocab_size={vocab_size} must be >= 1")
+    raw_dir = Path(raw_dir)
+    pos = _hadm_set(index)
+    hadm_arr = np.fromiter(pos.keys(), dtype=np.int64, count=len(pos))
+    feats = np.zeros((len(index), vocab_size), dtype=np.float32)
+    bucket_cache: dict[str, int] = {}
+    counts = {}
+    for rel, kind in ((DIAGNOSES, "dx"), (PROCEDURES, "px")):
+        n_used = 0
+        bad_version = 0
+        cols = ["hadm_id", "icd_code", "icd_version"]
+        for chunk in _read_chunks(
+            raw_dir, rel, cols, chunksize, dtype={"icd_code": str, "hadm_id": "float64"}
+        ):
+            chunk = chunk[chunk["hadm_id"].isin(hadm_arr) & chunk["icd_code"].notna()]
+            version = pd.to_numeric(chunk["icd_version"], errors="coerce")
+            ok = version.isin([9, 10])
+            bad_version += int((~ok).sum())
+            chunk = chunk[ok]
+            rows = chunk["hadm_id"].astype("int64").map(pos).to_numpy()
+            code = (
+                chunk["icd_code"]
+                .astype(str)
+                .str.strip()
+                .str.upper()
+                .str.replace(".", "", regex=False)
+                .str[:3]
+            )
+            tokens = kind + version[ok].astype(int).astype(str) + ":" + code
+            uniq, inverse = np.unique(tokens.to_numpy(dtype=str), return_inverse=True)
+            buckets = np.empty(len(uniq), dtype=np.int64)
+            for k, token in enumerate(uniq):
+                b = bucket_cache.get(token)
+                if b is None:
+                    b = bucket_cache[token] = code_bucket(token, vocab_size)
+                buckets[k] = b
+            feats[rows, buckets[inverse.ravel()]] = 1.0
+            n_used += len(rows)
+        if bad_version:
+            logger.warning(
+                "%s: %d rows with icd_version not 9/10 ignored", raw_dir / rel, bad_version
+            )
+        counts[kind] = n_used
+    no_codes = int((feats.sum(axis=1) == 0).sum())
+    logger.info(
+        "ICD codes: %d diagnoses and %d procedures of index admissions -> %d distinct "
+        "categories in %d buckets; %d of %d admissions without codes",
+        counts["dx"],
+        counts["px"],
+        len(bucket_cache),
+        vocab_size,
+        no_codes,
+        len(index),
+    )
+    names = [f"code_bucket_{k:0{len(str(vocab_size - 1))}d}" for k in range(vocab_size)]
+    return index["patient_id"].astype(str).to_numpy(dtype=object), feats, names
+
+
+# ------------------------------------------------------------------------------------ notes
+def extract_note_texts(raw_dir: Path, index: pd.DataFrame, chunksize: int = 100_000) -> pd.Series:
+    """Discharge-summary text of each patient's index admission.
+
+    Several notes of one admission are joined in ``note_seq`` order with a blank line. Patients
+    without a note, or with only empty notes, are omitted (a missing modality) and counted.
+
+    Returns
+    -------
+    pd.Series
+        ``patient_id`` -> text (str), in ``index`` order, name ``text``.
+    """
+    raw_dir = Path(raw_dir)
+    pos = _hadm_set(index)
+    hadm_arr = np.fromiter(pos.keys(), dtype=np.int64, count=len(pos))
+    parts = []
+    for chunk in _read_chunks(
+        raw_dir,
+        DISCHARGE,
+        ["hadm_id", "note_seq", "text"],
+        chunksize,
+        dtype={"text": str, "hadm_id": "float64"},
+        keep_default_na=False,
+        na_values={"hadm_id": [""], "note_seq": [""]},
+    ):
+        parts.append(chunk[chunk["hadm_id"].isin(hadm_arr)])
+    notes = (
+        pd.concat(parts, ignore_index=True)
+        if parts
+        else pd.DataFrame(columns=["hadm_id", "note_seq", "text"])
+    )
+    notes = notes[notes["text"].astype(str).str.strip() != ""]
+    notes = notes.assign(
+        hadm_id=notes["hadm_id"].astype("int64"),
+        note_seq=pd.to_numeric(notes["note_seq"], errors="coerce"),
+    )
+    notes = notes.sort_values(["hadm_id", "note_seq"], kind="stable")
+    joined = notes.groupby("hadm_id", sort=False)["text"].agg(lambda s: "\n\n".join(s))
+    hadm = index["hadm_id"].astype("int64")
+    has = hadm.isin(joined.index).to_numpy()
+    out = pd.Series(
+        joined.reindex(hadm[has].to_numpy()).to_numpy(),
+        index=pd.Index(index["patient_id"].astype(str).to_numpy()[has], name="patient_id"),
+        name="text",
+        dtype=object,
+    )
+    logger.info(
+        "discharge notes: %d of %d index admissions have one; %d without (absent from "
+        "note features)",
+        len(out),
+        len(index),
+        int((~has).sum()),
+    )
+    return out
+
+
+def extract_note_features(
+    raw_dir: Path,
+    index: pd.DataFrame,
+    model_path: str | None = None,
+    batch_size: int = 32,
+    max_length: int = 256,
+    stride: int = 32,
+    device: str = "auto",
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Note embeddings of the patients that have a discharge note (others are absent).
+
+    Returns
+    -------
+    ids : (P_note,) patient ids with a note.
+    feats : (P_note, H) float32 from :func:`amc.features.text.embed_texts`.
+    names : ``note_emb_000`` ... (H names).
+    """
+    from amc.features.text import embed_texts
+
+    texts = extract_note_texts(raw_dir, index)
+    feats = embed_texts(
+        texts.tolist(),
+        model_path=model_path,
+        batch_size=batch_size,
+        max_length=max_length,
+        stride=stride,
+        device=device,
+    )
+    names = [f"note_emb_{k:03d}" for k in range(feats.shape[1])]
+    return texts.index.to_numpy(dtype=object), feats, names

@@ -1,0 +1,123 @@
+"""Turn one dataset's resolved params into library objects (cohort, settings, labels)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from amc.data.cohort import Cohort, load_cohort
+from amc.data.store import read_table
+from amc.errors import InputError
+from amc.training.loop import TrainSettings
+from stages.params import labels_file, modality_files
+
+SPLITS_DIR = Path("data/splits")
+
+
+def cohort_for(ds: dict[str, Any]) -> Cohort:
+    return load_cohort(
+        modality_files(ds),
+        labels_file(ds),
+        ds["task"],
+        drop_incomplete=bool(ds.get("drop_incomplete", False)),
+        project=ds.get("project"),
+    )
+
+
+def split_file(name: str) -> Path:
+    return SPLITS_DIR / f"{name}.parquet"
+
+
+def split_for_seed(name: str, cohort: Cohort, seed: int) -> np.ndarray:
+    """(P,) split names of ``cohort``'s patients for one seed, from data/splits/<name>.parquet."""
+    splits = read_table(split_file(name))
+    rows = splits[splits["seed"] == seed].set_index("patient_id")["split"]
+    if rows.empty:
+        raise InputError(
+            f"{split_file(name)}: no split for seed {seed}",
+            hint=f"run `dvc repro split@{name}` after changing split.seeds",
+        )
+    assigned = rows.reindex(pd.Index(cohort.patient_ids.astype(str)))
+    if assigned.isna().any():
+        missing = cohort.patient_ids[assigned.isna().to_numpy()][0]
+        raise InputError(
+            f"{split_file(name)}: patient {missing!r} has no split",
+            hint=f"the cohort changed: run `dvc repro split@{name}`",
+        )
+    return assigned.to_numpy(dtype=object)
+
+
+def train_settings(ds: dict[str, Any]) -> TrainSettings:
+    t, loss = ds["train"], ds["loss"]
+    return TrainSettings(
+        lr=t["lr"],
+        weight_decay=t["weight_decay"],
+        epochs=t["epochs"],
+        warmup_epochs=t["warmup_epochs"],
+        batch_size=t["batch_size"],
+        patience=t["patience"],
+        device=t["device"],
+        precision=t["precision"],
+        num_threads=t["num_threads"],
+        instance=loss["instance"],
+        token=loss["token"],
+        balance=loss["balance"],
+    )
+
+
+def model_kwargs(ds: dict[str, Any]) -> dict[str, Any]:
+    """AMCConfig fields from the model / fusion / loss blocks."""
+    m, f = ds["model"], ds["fusion"]
+    kwargs = {
+        k: m[k]
+        for k in (
+            "hidden",
+            "heads",
+            "layers",
+            "tokens",
+            "experts",
+            "top_k",
+            "encoder_layers",
+            "dropout",
+            "attention",
+            "ffn",
+            "lambda_init",
+        )
+    }
+    kwargs.update(
+        fusion=f["enabled"],
+        importance=f["importance"],
+        token_score=f["token_score"],
+        replace_rule=f["replace_rule"],
+        temperature=ds["loss"]["temperature"],
+        encoders=dict(ds.get("encoders") or {}),
+    )
+    if ds["task"] == "survival":
+        kwargs["num_bins"] = int(ds.get("num_bins", 4))
+    return kwargs
+
+
+def method_label(ds: dict[str, Any]) -> str:
+    """The row name of this configuration in the paper's tables (Tables 3-6, 9)."""
+    m, f, loss = ds["model"], ds["fusion"], ds["loss"]
+    parts = []
+    if not f["enabled"]:
+        parts.append("w/o Token Fusion")
+    if loss["instance"] == 0 and loss["token"] == 0:
+        parts.append("w/o Contrastive Loss")
+    if m["attention"] == "vanilla":
+        parts.append("w/o Differential Attention")
+    if m["ffn"] == "dense":
+        parts.append("w/o SMoE")
+    if f["importance"] != "mean":
+        parts.append(f"w/ {f['importance'].upper() if f['importance'] == 'std' else 'Max'}")
+    if f["token_score"] == "linear":
+        parts.append("w/ Original Token Fusion")
+    if f["replace_rule"] == "paper":
+        parts.append("w/ paper K rule")
+    if ds["kind"] == "adni" and not ds.get("drop_incomplete", False):
+        parts.append("w/ missing modality")
+    return "AMC" + ("" if not parts else " " + ", ".join(parts))

@@ -1,0 +1,89 @@
+"""extract@<source>-<modality>: raw files -> data/features/<source>/<modality>.parquet.
+
+Usage: python -m stages.extract <source> <modality>   (modality ``labels`` writes labels.parquet)
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from amc.data.store import write_features, write_table
+from amc.errors import InputError
+from stages._cli import run
+from stages.params import load_params
+
+log = logging.getLogger("stages.extract")
+
+
+def _mimic(modality: str, cfg: dict[str, Any], out: Path) -> None:
+    from amc.features import mimic
+
+    raw = Path(cfg["raw"])
+    index = mimic.load_index_admissions(raw)
+    meta = {"extractor": f"amc.features.mimic:{modality}", "raw": str(raw)}
+    if modality == "labels":
+        write_table(mimic.label_table(index), out, meta)
+    elif modality == "lab":
+        ids, feats, names = mimic.extract_lab_features(raw, index, cfg["lab_window_hours"])
+        write_features(
+            out,
+            ids,
+            feats,
+            {**meta, "window_hours": cfg["lab_window_hours"], "feature_names": names},
+        )
+    elif modality == "code":
+        ids, feats, names = mimic.extract_code_features(raw, index, cfg["code_vocab"])
+        write_features(
+            out, ids, feats, {**meta, "vocab_size": cfg["code_vocab"], "feature_names": names}
+        )
+    elif modality == "note":
+        from amc.features.text import embed_texts, text_encoder_info
+
+        texts = mimic.extract_note_texts(raw, index)
+        feats = embed_texts(
+            list(texts.values),
+            model_path=cfg.get("text_encoder"),
+            batch_size=cfg["text_batch_size"],
+            max_length=cfg["text_max_length"],
+        )
+        write_features(
+            out,
+            texts.index.to_numpy(),
+            feats,
+            {
+                **meta,
+                "encoder": text_encoder_info(cfg.get("text_encoder")),
+                "max_length": cfg["text_max_length"],
+            },
+        )
+    else:
+        raise InputError(
+            f"extract: unknown mimic modality {modality!r}", hint="one of lab, note, code, labels"
+        )
+
+
+EXTRACTORS = {"mimic": _mimic}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2:
+        raise InputError("usage: python -m stages.extract <source> <modality>")
+    source, modality = argv
+    if source not in EXTRACTORS:
+        raise InputError(f"extract: unknown source {source!r}", hint=f"one of {sorted(EXTRACTORS)}")
+    params = load_params()
+    cfg = params["sources"][source]
+    if not Path(cfg["raw"]).exists():
+        raise InputError(
+            f"sources.{source}.raw={cfg['raw']!r} does not exist",
+            hint=f"run `dvc repro synthesize@{source}` or point it at your download",
+        )
+    out = Path("data/features") / source / f"{modality}.parquet"
+    EXTRACTORS[source](modality, cfg, out)
+    log.info("wrote %s", out)
+
+
+if __name__ == "__main__":
+    run(main)

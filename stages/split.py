@@ -1,0 +1,42 @@
+"""split@<dataset>: 70/15/15 patient-level stratified splits, one per seed.
+
+Usage: python -m stages.split <dataset>   (output: data/splits/<dataset>.parquet)
+"""
+
+from __future__ import annotations
+
+import logging
+
+from amc.data.splits import check_split_has_classes, make_splits
+from amc.data.store import write_table
+from amc.errors import InputError
+from stages._cli import run
+from stages._dataset import cohort_for, split_file
+from stages.params import dataset_params, load_params
+
+log = logging.getLogger("stages.split")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 1:
+        raise InputError("usage: python -m stages.split <dataset>")
+    ds = dataset_params(load_params(), argv[0])
+    cohort = cohort_for(ds)
+    splits = make_splits(
+        cohort.patient_ids, cohort.strata, ds["split"]["seeds"], tuple(ds["split"]["fractions"])
+    )
+    strata = dict(zip(cohort.patient_ids, cohort.strata))
+    for seed, rows in splits.groupby("seed"):
+        check_split_has_classes(
+            {
+                s: rows.loc[rows["split"] == s, "patient_id"].map(strata).to_numpy()
+                for s in ("train", "val", "test")
+            },
+            f"{ds['name']} (seed {seed})",
+        )
+    write_table(splits, split_file(ds["name"]), {"fractions": ds["split"]["fractions"]})
+    log.info("%s: %d patients x %d seeds", ds["name"], len(cohort), len(ds["split"]["seeds"]))
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,65 @@
+"""The split / train / evaluate / report stages on a `kind: custom` dataset, in a temp folder."""
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from amc.errors import InputError
+from stages import evaluate, report, split, train
+from tests.helpers import toy_dataset
+
+
+@pytest.fixture()
+def custom_project(tmp_path, monkeypatch):
+    params = yaml.safe_load(open("params.yaml"))
+    files, labels = toy_dataset(tmp_path / "mine", n=90, missing=0.2, signal=3.0)
+    params["split"]["seeds"] = [0, 1]
+    params["model"].update(hidden=16, heads=2, tokens=4, experts=2)
+    params["train"].update(epochs=3, warmup_epochs=1, batch_size=16)
+    params["datasets"] = {
+        "mine": {
+            "kind": "custom",
+            "task": "classification",
+            "modalities": {k: str(v) for k, v in files.items()},
+            "labels": str(labels),
+            "features_dir": str(tmp_path / "mine"),
+        }
+    }
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def test_custom_dataset_runs_through_all_stages(custom_project):
+    split.main(["mine"])
+    train.main(["mine"])
+    evaluate.main(["mine"])
+    report.main([])
+    root = custom_project
+    assert (root / "models/mine/seed0.pt").exists() and (root / "models/mine/seed1.pt").exists()
+    assert any((root / "reports/mine/train/seed0").rglob("*.tsv"))  # dvclive curves
+    metrics = json.loads((root / "reports/mine/metrics.json").read_text())
+    assert set(metrics) >= {"accuracy", "recall", "precision", "f1", "auroc"}
+    assert len(metrics["f1"]["per_seed"]) == 2
+    pred = pd.read_parquet(root / "reports/mine/predictions.parquet")
+    assert len(pred) == 2 * 90 and set(pred["split"]) == {"train", "val", "test"}
+    for col in ("label", "prob_0", "prob_1", "importance_a", "importance_b", "replaced_b"):
+        assert col in pred.columns
+    assert set(pred["label"]) == {"0", "1"}
+    # per seed, each patient appears once and test patients never overlap train patients
+    for _, rows in pred.groupby("seed"):
+        assert rows["patient_id"].is_unique
+    tables = (root / "reports/tables.md").read_text()
+    assert "mine" in tables and "AMC" in tables
+    assert (root / "reports/figures/importance_overview.png").stat().st_size > 1000
+
+
+def test_invalid_param_fails_before_any_work(custom_project):
+    params = yaml.safe_load(open("params.yaml"))
+    params["fusion"]["importance"] = "median"
+    (custom_project / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(InputError, match="fusion.importance"):
+        split.main(["mine"])
+    assert not (custom_project / "data/splits").exists()

@@ -23,6 +23,7 @@ def cohort_for(ds: dict[str, Any]) -> Cohort:
         labels_file(ds),
         ds["task"],
         drop_incomplete=bool(ds.get("drop_incomplete", False)),
+        drop_unmatched=bool(ds.get("drop_unmatched", False)),
         project=ds.get("project"),
     )
 

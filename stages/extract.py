@@ -64,7 +64,55 @@ def _mimic(modality: str, cfg: dict[str, Any], out: Path) -> None:
         )
 
 
-EXTRACTORS = {"mimic": _mimic}
+def _adni(modality: str, cfg: dict[str, Any], out: Path) -> None:
+    from amc.features import adni
+
+    raw = Path(cfg["raw"])
+    files = cfg["files"]
+    visit = cfg["visit"]
+    params = {"visit": visit, "raw": str(raw)}
+    if modality == "labels":
+        labels = adni.load_diagnosis(raw / files["diagnosis"], visit=visit)
+        write_table(labels, out, {"extractor": "amc.features.adni:load_diagnosis", **params})
+        return
+    if modality == "mri":
+        shape = tuple(cfg["mri_shape"])
+        ids, volumes = adni.extract_mri_features(raw / files["mri"], shape=shape)
+        adni.write_modality(
+            out,
+            ids,
+            volumes,
+            extractor="amc.features.adni:mri",
+            params={**params, "shape": list(shape)},
+        )
+        return
+    if modality == "biospecimen":
+        ids, feats, names = adni.extract_biospecimen(
+            [raw / f for f in files["biomarkers"]],
+            id_map_csv=raw / files["diagnosis"],
+            apoe_csv=raw / files["apoe"],
+            visit=visit,
+        )
+    elif modality == "clinical":
+        ids, feats, names = adni.extract_clinical(raw / files["clinical"], visit=visit)
+    elif modality == "genomic":
+        ids, feats, names = adni.extract_genomic(raw / files["genotypes"])
+    else:
+        raise InputError(
+            f"extract: unknown adni modality {modality!r}",
+            hint="one of mri, biospecimen, clinical, genomic, labels",
+        )
+    adni.write_modality(
+        out,
+        ids,
+        feats,
+        extractor=f"amc.features.adni:{modality}",
+        params=params,
+        feature_names=names,
+    )
+
+
+EXTRACTORS = {"mimic": _mimic, "adni": _adni}
 
 
 def main(argv: list[str]) -> None:

@@ -53,7 +53,10 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "model.ffn": (_one_of("smoe", "dense"), "smoe | dense"),
     "model.lambda_init": (_num(0, 1, True, True), "a number in (0, 1)"),
     "fusion.enabled": (_one_of(True, False), "true | false"),
-    "fusion.importance": (_one_of("mean", "std", "max"), "mean | std | max"),
+    "fusion.importance": (
+        _one_of("mean", "std", "max", "alignment"),
+        "mean | std | max | alignment",
+    ),
     "fusion.token_score": (_one_of("attention", "linear"), "attention | linear"),
     "fusion.replace_rule": (_one_of("complement", "paper"), "complement | paper"),
     "loss.instance": (_num(0, float("inf")), "a number >= 0"),
@@ -104,6 +107,7 @@ DATASET_KEYS = {
     "encoders",
     "max_features",
     "drop_incomplete",
+    "drop_unmatched",
     "num_bins",
 }
 KINDS = ("mimic", "tcga", "adni", "custom")

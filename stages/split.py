@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 
+from amc.data.cohort import check_modalities_in_splits
 from amc.data.splits import check_split_has_classes, make_splits
 from amc.data.store import write_table
 from amc.errors import InputError
@@ -27,6 +28,8 @@ def main(argv: list[str]) -> None:
     )
     strata = dict(zip(cohort.patient_ids, cohort.strata))
     for seed, rows in splits.groupby("seed"):
+        assigned = rows.set_index("patient_id")["split"].loc[cohort.patient_ids.astype(str)]
+        check_modalities_in_splits(cohort, assigned.to_numpy(), f"{ds['name']} (seed {seed})")
         check_split_has_classes(
             {
                 s: rows.loc[rows["split"] == s, "patient_id"].map(strata).to_numpy()

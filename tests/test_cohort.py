@@ -78,3 +78,23 @@ def test_scaler_uses_training_rows_only_and_selects_by_variance():
     assert np.all(np.abs(scaler.mean) < 2)
     z = scaler.transform(x[:60])
     assert np.allclose(z.mean(0), 0, atol=1e-5) and np.allclose(z.std(0), 1, atol=1e-4)
+
+
+def test_modality_missing_for_a_whole_split_is_a_clear_error(tmp_path):
+    from amc.data.cohort import check_modalities_in_splits
+
+    files, labels = toy_dataset(tmp_path, n=40)
+    cohort = load_cohort(files, labels, "classification")
+    split = np.array(["train"] * 30 + ["val"] * 5 + ["test"] * 5, dtype=object)
+    cohort.present[30:35, 1] = False  # modality b absent for the whole val split
+    with pytest.raises(InputError, match="'b' is missing for every patient of the val split"):
+        check_modalities_in_splits(cohort, split, "toy")
+
+
+def test_unmatched_labels_can_be_dropped(tmp_path):
+    files, labels = toy_dataset(tmp_path, n=20)
+    df = pd.read_parquet(labels)
+    df.loc[len(df)] = ["DX-ONLY", 0]
+    write_table(df, labels)
+    cohort = load_cohort(files, labels, "classification", drop_unmatched=True)
+    assert len(cohort) == 20 and "DX-ONLY" not in set(cohort.patient_ids)

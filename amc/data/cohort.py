@@ -127,6 +127,7 @@ def load_cohort(
     task: str,
     drop_incomplete: bool = False,
     project: str | None = None,
+    drop_unmatched: bool = False,
 ) -> Cohort:
     """Assemble a cohort from feature tables and a label table.
 
@@ -135,6 +136,8 @@ def load_cohort(
         labels_path: label table (see :func:`read_labels`); a ``project_id`` column is filtered by
             ``project`` when given (TCGA holds all projects in one table).
         drop_incomplete: drop patients lacking any modality instead of masking it.
+        drop_unmatched: drop (and log) labelled patients found in no feature table, instead of
+            stopping with an error (ADNI lists subjects in the diagnosis table only).
     """
     labels = read_labels(Path(labels_path), task)
     if project is not None:
@@ -173,13 +176,17 @@ def load_cohort(
         metadata[name] = meta
         log.info("%s: %d/%d labelled patients present", name, int(present[:, m].sum()), len(ids))
     nowhere = ~present.any(axis=1)
-    if nowhere.any():
+    if nowhere.any() and drop_unmatched:
+        log.info(
+            "%d labelled patients have no features in any modality: dropped", int(nowhere.sum())
+        )
+    elif nowhere.any():
         raise InputError(
             f"{labels_path}: {int(nowhere.sum())} labelled patient(s) have no features in any "
             f"modality, e.g. {ids[nowhere][0]!r}",
             hint="drop them from the label table, or check patient_id formats across tables",
         )
-    keep = np.ones(len(ids), dtype=bool)
+    keep = ~nowhere
     if drop_incomplete:
         keep = present.all(axis=1)
         log.info("drop_incomplete: dropping %d patients lacking a modality", int((~keep).sum()))
@@ -207,3 +214,21 @@ def load_cohort(
     if len(cohort) == 0:
         raise InputError(f"{labels_path}: no patient left", hint="check drop_incomplete")
     return cohort
+
+
+def check_modalities_in_splits(cohort: Cohort, split: np.ndarray, context: str) -> None:
+    """Every modality needs at least one present patient in every split.
+
+    A modality absent for a whole split cannot be scaled (train) or says nothing (val / test);
+    stop with a clear message instead of training on zeros.
+    """
+    for name in np.unique(split):
+        rows = split == name
+        for m, modality in enumerate(cohort.modalities):
+            if not cohort.present[rows, m].any():
+                raise InputError(
+                    f"{context}: modality {modality!r} is missing for every patient of the "
+                    f"{name} split ({int(rows.sum())} patients)",
+                    hint="check the modality's feature table and patient_id format, or drop "
+                    "the modality from datasets.<item>.modalities",
+                )

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from amc.data.cohort import Cohort
+from amc.data.cohort import Cohort, check_modalities_in_splits
 from amc.data.preprocess import ModalityScaler, fit_scaler, output_dim
 from amc.evaluation.metrics import classification_metrics, concordance_index
 from amc.model import AMC, AMCConfig
@@ -174,6 +174,7 @@ def train_model(
     generator = seed_everything(seed)
     device = select_device(settings.device)
     dtype = autocast_dtype(device, settings.precision)
+    check_modalities_in_splits(cohort, split, desc)
     train_idx = np.flatnonzero(split == "train")
     val_idx = np.flatnonzero(split == "val")
     train, val = cohort.subset(train_idx), cohort.subset(val_idx)

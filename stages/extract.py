@@ -112,7 +112,77 @@ def _adni(modality: str, cfg: dict[str, Any], out: Path) -> None:
     )
 
 
-EXTRACTORS = {"mimic": _mimic, "adni": _adni}
+def _tcga(modality: str, cfg: dict[str, Any], out: Path) -> None:
+    from amc.features import tcga
+
+    raw = Path(cfg["raw"])
+    files = cfg["files"]
+    clinical = tcga.load_clinical(raw / files["clinical"])
+    cases = clinical["patient_id"].tolist()
+    if modality == "labels":
+        write_table(
+            clinical, out, {"extractor": "amc.features.tcga:load_clinical", "raw": str(raw)}
+        )
+    elif modality == "rna":
+        from amc.features.rnaseq import extract_rna_features
+
+        extract_rna_features(
+            raw / files["sample_sheet"],
+            raw / files["rna"],
+            out,
+            case_ids=cases,
+            value=cfg["rna_value"],
+        )
+    elif modality == "report":
+        tcga.extract_report_features(
+            raw / files["reports"],
+            out,
+            model_path=cfg.get("text_encoder"),
+            patients=cases,
+            batch_size=cfg["text_batch_size"],
+            max_length=cfg["text_max_length"],
+        )
+    elif modality == "wsi":
+        from amc.features import wsi
+
+        w = cfg["wsi"]
+        slides = {
+            p: s for p, s in wsi.find_slides(raw / files["slides"]).items() if p in set(cases)
+        }
+        encoder = wsi.load_patch_encoder(w["encoder"], device=w["device"])
+        # Per-slide outputs live outside DVC's outputs (which DVC deletes before a re-run),
+        # so an interrupted extraction resumes; each records its encoder and parameters.
+        per_slide = Path(".cache/wsi") / raw.resolve().as_posix().strip("/").replace("/", "_")
+        summary = wsi.extract_slide_features(
+            slides,
+            per_slide,
+            encoder,
+            batch_size=w["batch_size"],
+            num_workers=w["num_workers"],
+            target_mpp=w["target_mpp"],
+            patch_size=w["patch_size"],
+            max_patches=w["max_patches"],
+            fallback_mpp=w["fallback_mpp"],
+            min_tissue=w["min_tissue"],
+        )
+        wsi.assemble_wsi_table(
+            per_slide,
+            out,
+            slides=summary["outputs"],
+            include_bags=w["store_bags"],
+            metadata={
+                "extractor": "amc.features.wsi",
+                "raw": str(raw),
+                **{k: v for k, v in w.items() if k != "device"},
+            },
+        )
+    else:
+        raise InputError(
+            f"extract: unknown tcga modality {modality!r}", hint="one of wsi, report, rna, labels"
+        )
+
+
+EXTRACTORS = {"mimic": _mimic, "adni": _adni, "tcga": _tcga}
 
 
 def main(argv: list[str]) -> None:

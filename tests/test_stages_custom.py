@@ -63,3 +63,21 @@ def test_invalid_param_fails_before_any_work(custom_project):
     with pytest.raises(InputError, match="fusion.importance"):
         split.main(["mine"])
     assert not (custom_project / "data/splits").exists()
+
+
+def test_stage_cli_prints_one_clear_error_and_exits_2(custom_project):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "stages.split", "no-such-dataset"],
+        capture_output=True,
+        text=True,
+        cwd=custom_project,
+        env={"PYTHONPATH": str(repo), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 2
+    assert "error: params: unknown dataset 'no-such-dataset'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from lifelines.utils import concordance_index as _lifelines_concordance_index
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
 
 from amc.data.store import to_jsonable  # noqa: F401  (re-exported)
@@ -210,7 +209,9 @@ def concordance_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> 
     """
     t, e, r = _check_survival(time, event, risk)
     try:
-        return float(_lifelines_concordance_index(t, -r, e))
+        from lifelines.utils import concordance_index as lifelines_concordance_index  # slow import
+
+        return float(lifelines_concordance_index(t, -r, e))
     except ZeroDivisionError:
         logger.warning("C-index undefined: no comparable pairs (%d events); NaN", int(e.sum()))
         return math.nan

@@ -1,5 +1,8 @@
 """Self-attention modules that also return the head-averaged attention map A.
 
+No dropout on the attention probabilities: the map is what AMC reads token scores from, and
+dropout is applied to the block's residual branches instead (it is also the costliest op on CPU).
+
 Both take ``x`` of shape (B, N, D) and return ``(out (B, N, D), attn (B, N, N))``; attention is
 bidirectional (no causal mask). The map is what AMC scores tokens with (eq. 3, 6).
 """
@@ -37,7 +40,7 @@ class DifferentialAttention(nn.Module):
     entries and sum to ``1 - lambda``.
     """
 
-    def __init__(self, dim: int, heads: int, lambda_init: float = 0.1, dropout: float = 0.0):
+    def __init__(self, dim: int, heads: int, lambda_init: float = 0.1):
         super().__init__()
         if dim % (2 * heads) != 0:
             raise ValueError(f"hidden={dim} must be divisible by 2*heads={2 * heads}")
@@ -55,7 +58,6 @@ class DifferentialAttention(nn.Module):
         self.lambda_q2 = nn.Parameter(torch.randn(self.head_dim) * 0.1)
         self.lambda_k2 = nn.Parameter(torch.randn(self.head_dim) * 0.1)
         self.head_norm = RMSNorm(2 * self.head_dim)
-        self.dropout = nn.Dropout(dropout)
 
     def lambda_value(self) -> torch.Tensor:
         """The re-parameterised scalar lambda (eq. 12)."""
@@ -76,7 +78,7 @@ class DifferentialAttention(nn.Module):
         probs = logits.float().softmax(dim=-1).view(b, h, 2, n, n)
         lam = self.lambda_value()
         attn = probs[:, :, 0] - lam * probs[:, :, 1]  # (B, h, N, N)
-        heads = self.dropout(attn).type_as(v) @ v  # (B, h, N, 2d)
+        heads = attn.type_as(v) @ v  # (B, h, N, 2d)
         heads = (1.0 - self.lambda_init) * self.head_norm(heads)
         out = self.out_proj(heads.transpose(1, 2).reshape(b, n, dim))
         return out, attn.mean(dim=1)
@@ -85,7 +87,7 @@ class DifferentialAttention(nn.Module):
 class VanillaAttention(nn.Module):
     """Standard multi-head softmax self-attention with the same interface (ablation)."""
 
-    def __init__(self, dim: int, heads: int, dropout: float = 0.0, **_: object) -> None:
+    def __init__(self, dim: int, heads: int) -> None:
         super().__init__()
         if dim % heads != 0:
             raise ValueError(f"hidden={dim} must be divisible by heads={heads}")
@@ -93,22 +95,21 @@ class VanillaAttention(nn.Module):
         self.head_dim = dim // heads
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.out_proj = nn.Linear(dim, dim, bias=False)
-        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, n, dim = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
         attn = (q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)).float().softmax(dim=-1)
-        out = (self.dropout(attn).type_as(v) @ v).transpose(1, 2).reshape(b, n, dim)
+        out = (attn.type_as(v) @ v).transpose(1, 2).reshape(b, n, dim)
         return self.out_proj(out), attn.mean(dim=1)
 
 
-def build_attention(kind: str, dim: int, heads: int, lambda_init: float, dropout: float):
+def build_attention(kind: str, dim: int, heads: int, lambda_init: float = 0.1):
     """``differential`` (default) or ``vanilla``."""
     if kind == "differential":
-        return DifferentialAttention(dim, heads, lambda_init=lambda_init, dropout=dropout)
+        return DifferentialAttention(dim, heads, lambda_init=lambda_init)
     if kind == "vanilla":
-        return VanillaAttention(dim, heads, dropout=dropout)
+        return VanillaAttention(dim, heads)
     raise ValueError(f"model.attention={kind!r} is not one of differential, vanilla")
 
 

@@ -28,12 +28,12 @@ class ImprovedBlock(nn.Module):
     ) -> None:
         super().__init__()
         self.norm_attn = nn.LayerNorm(dim)
-        self.attn = build_attention(attention, dim, heads, lambda_init, dropout)
+        self.attn = build_attention(attention, dim, heads, lambda_init)
         self.norm_ffn = nn.LayerNorm(dim)
         if ffn == "smoe":
-            self.ffn: nn.Module = SparseMoE(dim, experts=experts, top_k=top_k, dropout=dropout)
+            self.ffn: nn.Module = SparseMoE(dim, experts=experts, top_k=top_k)
         elif ffn == "dense":
-            self.ffn = DenseFFN(dim, dropout=dropout)
+            self.ffn = DenseFFN(dim)
         else:
             raise ValueError(f"model.ffn={ffn!r} is not one of smoe, dense")
         self.dropout = nn.Dropout(dropout)

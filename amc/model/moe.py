@@ -10,10 +10,9 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def _mlp(dim: int, hidden: int, dropout: float) -> nn.Sequential:
-    return nn.Sequential(
-        nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim)
-    )
+def _mlp(dim: int, hidden: int) -> nn.Sequential:
+    # Dropout is applied once to the layer's output by the block, not inside every expert.
+    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
 
 
 def load_balancing_loss(gate_probs: torch.Tensor, expert_index: torch.Tensor) -> torch.Tensor:
@@ -41,16 +40,14 @@ class SparseMoE(nn.Module):
     Each expert is a 2-layer GELU MLP and only runs on the tokens routed to it.
     """
 
-    def __init__(
-        self, dim: int, experts: int = 8, top_k: int = 2, hidden_mult: int = 2, dropout: float = 0.0
-    ) -> None:
+    def __init__(self, dim: int, experts: int = 8, top_k: int = 2, hidden_mult: int = 2) -> None:
         super().__init__()
         if not 1 <= top_k <= experts:
             raise ValueError(f"model.top_k={top_k} must lie in [1, model.experts={experts}]")
         self.num_experts = experts
         self.top_k = top_k
         self.gate = nn.Linear(dim, experts, bias=False)
-        self.experts = nn.ModuleList(_mlp(dim, hidden_mult * dim, dropout) for _ in range(experts))
+        self.experts = nn.ModuleList(_mlp(dim, hidden_mult * dim) for _ in range(experts))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = x.shape
@@ -72,9 +69,9 @@ class SparseMoE(nn.Module):
 class DenseFFN(nn.Module):
     """The dense MLP of a standard transformer block (ablation ``model.ffn=dense``)."""
 
-    def __init__(self, dim: int, hidden_mult: int = 2, dropout: float = 0.0, **_: object) -> None:
+    def __init__(self, dim: int, hidden_mult: int = 2) -> None:
         super().__init__()
-        self.mlp = _mlp(dim, hidden_mult * dim, dropout)
+        self.mlp = _mlp(dim, hidden_mult * dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.mlp(x), x.new_zeros(())

@@ -15,6 +15,7 @@ for source, sizes in TINY_SOURCES.items():
     if source in params.get("sources", {}):
         params["sources"][source].setdefault("synthetic", {}).update(sizes)
 params["split"]["seeds"] = [0, 1]
+params.setdefault("importance_study", {})["quick"] = True
 params["train"].update(epochs=3, warmup_epochs=1, patience=3)
 for ds in params["datasets"].values():
     if ds.get("train"):

@@ -114,7 +114,9 @@ def method_label(ds: dict[str, Any]) -> str:
     if m["ffn"] == "dense":
         parts.append("w/o SMoE")
     if f["importance"] != "mean":
-        parts.append(f"w/ {f['importance'].upper() if f['importance'] == 'std' else 'Max'}")
+        parts.append(
+            "w/ " + {"std": "STD", "max": "Max", "alignment": "Alignment"}[f["importance"]]
+        )
     if f["token_score"] == "linear":
         parts.append("w/ Original Token Fusion")
     if f["replace_rule"] == "paper":

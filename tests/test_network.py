@@ -136,3 +136,16 @@ def test_trains_to_high_accuracy_on_separable_toy_problem():
     with torch.no_grad():
         acc = (model(data).logits.argmax(-1) == y).float().mean().item()
     assert acc > 0.9
+
+
+def test_vector_tokenizer_projects_each_sub_vector_with_its_own_weights():
+    from amc.model.encoders import VectorTokenizer
+
+    tok = VectorTokenizer(in_dim=10, tokens=4, dim=6)  # chunks of 3, last one zero-padded
+    x = torch.randn(2, 10)
+    out = tok(x)
+    padded = torch.nn.functional.pad(x, (0, 2)).view(2, 4, 3)
+    for p in range(4):
+        expected = padded[:, p] @ tok.proj.weight[p] + tok.proj.bias[p] + tok.pos[p]
+        assert torch.allclose(out[:, p], expected, atol=1e-6)
+    assert not torch.allclose(tok.proj.weight[0], tok.proj.weight[1])

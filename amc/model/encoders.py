@@ -24,18 +24,38 @@ def _pad_split(x: torch.Tensor, parts: int) -> torch.Tensor:
     return x.view(x.shape[0], parts, chunk)
 
 
+class PositionwiseProjection(nn.Module):
+    """(B, F) -> (B, parts, D): split into ``parts`` sub-vectors, each with its own linear map.
+
+    Sub-vectors hold different features, so each position gets its own weights (a shared map
+    would mix unrelated features into one embedding space and blur per-patient quality).
+    """
+
+    def __init__(self, in_dim: int, parts: int, dim: int) -> None:
+        super().__init__()
+        self.parts = parts
+        chunk = math.ceil(in_dim / parts)
+        self.weight = nn.Parameter(torch.empty(parts, chunk, dim))
+        self.bias = nn.Parameter(torch.zeros(parts, dim))
+        bound = 1.0 / math.sqrt(chunk)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        chunks = _pad_split(x, self.parts)  # (B, parts, chunk)
+        return torch.einsum("bpc,pcd->bpd", chunks, self.weight.to(chunks.dtype)) + self.bias
+
+
 class VectorTokenizer(nn.Module):
     """(B, F) -> (B, N, D): split into N sub-vectors, project each, add positions."""
 
     def __init__(self, in_dim: int, tokens: int, dim: int, dropout: float = 0.0) -> None:
         super().__init__()
-        self.tokens = tokens
-        self.proj = nn.Linear(math.ceil(in_dim / tokens), dim)
+        self.proj = PositionwiseProjection(in_dim, tokens, dim)
         self.pos = nn.Parameter(torch.randn(tokens, dim) * 0.02)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.proj(_pad_split(x, self.tokens)) + self.pos)
+        return self.dropout(self.proj(x) + self.pos)
 
 
 class QueryTokenEncoder(nn.Module):
@@ -58,8 +78,11 @@ class QueryTokenEncoder(nn.Module):
         super().__init__()
         self.bag = bag
         self.sub_vectors = sub_vectors or tokens
-        in_chunk = in_dim if bag else math.ceil(in_dim / self.sub_vectors)
-        self.proj = nn.Linear(in_chunk, dim)
+        # A vector is projected to the hidden size and split into sub-vectors (Appendix B.6),
+        # i.e. one linear map per sub-vector; bag items share one map.
+        self.proj = (
+            nn.Linear(in_dim, dim) if bag else PositionwiseProjection(in_dim, self.sub_vectors, dim)
+        )
         self.key_pos = None if bag else nn.Parameter(torch.randn(self.sub_vectors, dim) * 0.02)
         self.queries = nn.Parameter(torch.randn(tokens, dim) * 0.02)
         self.norm_q = nn.LayerNorm(dim)
@@ -73,7 +96,7 @@ class QueryTokenEncoder(nn.Module):
         if self.bag:
             kv = self.proj(x)  # (B, P, D)
         else:
-            kv = self.proj(_pad_split(x, self.sub_vectors)) + self.key_pos
+            kv = self.proj(x) + self.key_pos
         q = self.norm_q(self.queries).expand(x.shape[0], -1, -1)
         pad = None
         if mask is not None:

@@ -10,6 +10,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 ImportanceStat = Literal["mean", "std", "max"]
 ReplaceRule = Literal["complement", "paper"]
@@ -37,11 +38,52 @@ def modality_importance(
     elif stat == "max":
         sigma = scores.amax(dim=-1)
     else:
-        raise ValueError(f"fusion.importance={stat!r} is not one of mean, std, max")
+        raise ValueError(
+            f"fusion.importance={stat!r} is not one of mean, std, max "
+            "(alignment: use alignment_importance)"
+        )
     sigma = sigma.clamp_min(SIGMA_FLOOR)
     if present is not None:
         sigma = sigma * present.to(sigma.dtype)
     return sigma / sigma.sum(dim=-1, keepdim=True).clamp_min(SIGMA_FLOOR)
+
+
+def alignment_importance(tokens: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+    """Modality importance from cross-modal agreement (``fusion.importance=alignment``).
+
+    Each modality's instance embedding e[b, m] is its mean-pooled, L2-normalised encoder output
+    (the features L_I aligns across modalities, eq. 7). A modality whose embedding disagrees with
+    the patient's other present modalities (noise, batch shift, zeroed input) gets low importance:
+
+        a[b, m] = mean over present m' != m of cos(e[b, m], e[b, m'])   (in [-1, 1])
+        s[b, m] = max(a[b, m], SIGMA_FLOOR) / sum over present m' of max(a[b, m'], SIGMA_FLOOR)
+
+    The floor (not a softmax) keeps an absolute scale: a modality that agrees with nothing gets
+    ~0 whatever the others' agreement; when no modality agrees all get 1 / M_present.
+
+    Args:
+        tokens: (B, M, N, D) encoder outputs.
+        present: (B, M) bool, True where the modality exists (default: all present).
+
+    Returns:
+        (B, M) float32, absent modalities exactly 0, rows summing to 1 over present modalities
+        (all 0 when none is present). A sole present modality gets 1; with exactly two present
+        both get 1/2 (agreement is symmetric, so it cannot tell which one is poor). Computed
+        without gradient (``tokens`` is detached): it only sets how many tokens fusion replaces,
+        like the attention-based estimator, whose K carries no gradient either.
+    """
+    b, m = tokens.shape[:2]
+    if present is None:
+        present = torch.ones(b, m, dtype=torch.bool, device=tokens.device)
+    present = present.to(device=tokens.device, dtype=torch.bool)
+    with torch.no_grad():
+        emb = F.normalize(tokens.detach().float().mean(dim=2), dim=-1)  # (B, M, D)
+        cos = emb @ emb.transpose(1, 2)  # (B, M, M)
+        pair = present.unsqueeze(1) & present.unsqueeze(2)
+        pair &= ~torch.eye(m, dtype=torch.bool, device=tokens.device)
+        agreement = (cos * pair).sum(dim=-1) / pair.sum(dim=-1).clamp_min(1)
+        weight = agreement.clamp_min(SIGMA_FLOOR) * present.float()
+        return weight / weight.sum(dim=-1, keepdim=True).clamp_min(SIGMA_FLOOR)
 
 
 def replacement_counts(

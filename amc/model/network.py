@@ -23,6 +23,7 @@ from amc.model.encoders import (
 )
 from amc.model.fusion import (
     LinearTokenScorer,
+    alignment_importance,
     modality_importance,
     replace_uninformative_tokens,
     token_scores,
@@ -59,7 +60,7 @@ class AMCConfig:
     ffn: Literal["smoe", "dense"] = "smoe"
     lambda_init: float = 0.1
     fusion: bool = True
-    importance: Literal["mean", "std", "max"] = "mean"
+    importance: Literal["mean", "std", "max", "alignment"] = "mean"
     token_score: Literal["attention", "linear"] = "attention"
     replace_rule: Literal["complement", "paper"] = "complement"
     temperature: float = 0.1
@@ -148,6 +149,14 @@ class AMC(nn.Module):
     def _scores(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
         return token_scores(attn) if self.scorer is None else self.scorer(x)
 
+    def _importance(
+        self, scores: torch.Tensor, present: torch.Tensor, aligned: torch.Tensor | None
+    ) -> torch.Tensor:
+        """(B, M) importance: cross-modal alignment if configured, else eq. 2 on ``scores``."""
+        if aligned is not None:
+            return aligned
+        return modality_importance(scores, present, self.config.importance)
+
     def forward(
         self,
         inputs: dict[str, ModalityInput],
@@ -173,6 +182,8 @@ class AMC(nn.Module):
             "instance": instance_contrastive_loss(x, present, c.temperature),
             "token": token_contrastive_loss(x, present, c.temperature),
         }
+        # fusion.importance=alignment: agreement of the L_I embeddings, fixed before the blocks.
+        aligned = alignment_importance(x, present) if c.importance == "alignment" else None
         replaced_from = torch.full((b, m, n), -1, dtype=torch.long, device=x.device)
         balance = x.new_zeros((), dtype=torch.float32)
         fused = False
@@ -186,14 +197,14 @@ class AMC(nn.Module):
                 scores = self._scores(x, attn)
                 if self.scorer is not None:
                     x = x * scores.unsqueeze(-1).to(x.dtype)
-                importance = modality_importance(scores, present, c.importance)
+                importance = self._importance(scores, present, aligned)
                 x, replaced_from = replace_uninformative_tokens(
                     x, scores, importance, present, c.replace_rule
                 )
                 fused = True
         aux["balance"] = balance / max(len(self.blocks), 1)
         scores = self._scores(x, attn) if attn is not None else x.new_zeros(b, m, n)
-        importance = modality_importance(scores, present, c.importance)
+        importance = self._importance(scores, present, aligned)
         pooled = self.norm(x).mean(dim=2)  # (B, M, D)
         if not fused:
             # Without fusion nothing imputed the absent modalities: keep them out of the head.

@@ -83,3 +83,25 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
     assert len(resumed["history"]) == 5
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in reference["history"]]
     assert resumed["best_epoch"] == reference["best_epoch"]
+
+
+def test_finished_state_is_reused_but_never_for_other_data(tmp_path, monkeypatch):
+    cohort, split = _setup(tmp_path, n=80)
+    settings = TrainSettings(epochs=3, warmup_epochs=1, batch_size=16, patience=20)
+    resume = tmp_path / "seed2.resume.pt"
+    first = train_model(cohort, split, MODEL, settings, seed=2, resume_path=resume)
+
+    calls = {"n": 0}
+    real = loop.validation_score
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "validation_score", counting)
+    again = train_model(cohort, split, MODEL, settings, seed=2, resume_path=resume)
+    assert calls["n"] == 0  # finished run: nothing retrained
+    assert again["best_epoch"] == first["best_epoch"]
+    cohort.features["a"][0, 0] += 1.0  # the data changed: the saved state must not be used
+    train_model(cohort, split, MODEL, settings, seed=2, resume_path=resume)
+    assert calls["n"] == 3

@@ -194,16 +194,17 @@ def train_model(
     fusion_on = config.fusion and config.layers >= 2
     # Select only among epochs that fuse, so the chosen model is an AMC model.
     select_from = settings.warmup_epochs if fusion_on else 0
+    x_train, p_train = model_inputs(train, scalers), torch.from_numpy(train.present)
+    x_val, p_val = model_inputs(val, scalers), torch.from_numpy(val.present)
+    y_train = _targets(train, cuts)
+    # A saved state is reused only for the same settings, data, split and library code.
     signature = {
         "config": asdict(config),
         "settings": asdict(settings),
         "seed": seed,
-        "n_train": len(train_idx),
-        "n_val": len(val_idx),
+        "data": _fingerprint(cohort, split),
+        "code": _code_fingerprint(),
     }
-    x_train, p_train = model_inputs(train, scalers), torch.from_numpy(train.present)
-    x_val, p_val = model_inputs(val, scalers), torch.from_numpy(val.present)
-    y_train = _targets(train, cuts)
     state = {
         "epoch": 0,
         "best_val": -math.inf,
@@ -270,9 +271,22 @@ def train_model(
         bar.set_postfix(
             loss=f"{record['loss']:.3f}", val=f"{score:.3f}", best=f"{state['best_val']:.3f}"
         )
+        if epoch % 10 == 0 or epoch + 1 == settings.epochs:
+            log.info(
+                "%s: epoch %d/%d loss %.4f val %.4f (best %.4f at epoch %d)",
+                desc,
+                epoch + 1,
+                settings.epochs,
+                record["loss"],
+                score,
+                state["best_val"],
+                state["best_epoch"] + 1,
+            )
+        stop = state["stale"] >= settings.patience
+        state["done"] = stop or epoch + 1 == settings.epochs
         if resume_path is not None:
             _save_resume(resume_path, model, optimizer, generator, state, signature)
-        if state["stale"] >= settings.patience:
+        if stop:
             log.info(
                 "%s: early stop at epoch %d (best %d: %.4f)",
                 desc,

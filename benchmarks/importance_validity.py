@@ -42,18 +42,16 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import multiprocessing
 import sys
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+import torch
 
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -71,6 +69,7 @@ from amc.evaluation.importance import (  # noqa: E402
 from amc.evaluation.importance_figures import plot_importance_by_corruption  # noqa: E402
 from amc.evaluation.metrics import classification_metrics  # noqa: E402
 from amc.training.loop import TrainSettings, train_model  # noqa: E402
+from amc.training.parallel import parallel_map, resolve_workers  # noqa: E402
 
 log = logging.getLogger("benchmarks.importance_validity")
 
@@ -452,7 +451,7 @@ def run_study(
     seeds: Sequence[int] = (0, 1, 2),
     quick: bool = False,
     config: StudyConfig | None = None,
-    workers: int = 2,
+    workers: int | str = "auto",
 ) -> pd.DataFrame:
     """Run the whole study and write its outputs (see module docstring).
 
@@ -466,9 +465,10 @@ def run_study(
         Use :data:`QUICK` (smaller cohort, only the 50 % level, fewer epochs) unless ``config``.
     config : StudyConfig, optional
         Overrides the default (or quick) configuration.
-    workers : int
+    workers : int or "auto"
         Trainings run in parallel (processes of ``config.num_threads`` torch threads each);
-        1 runs them in this process. Results do not depend on it (every training is seeded).
+        1 runs them in this process, ``"auto"`` one per CPU core. Results do not depend on
+        it (every training is seeded).
 
     Returns
     -------
@@ -479,20 +479,15 @@ def run_study(
     cfg = config or (QUICK if quick else StudyConfig())
     start = time.perf_counter()
     jobs = make_jobs(seeds, cfg)
+    workers = resolve_workers(workers, len(jobs), torch.device("cpu"))
     log.info("importance study: %d trainings on %d worker(s)", len(jobs), workers)
-    if workers > 1:
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            results = list(
-                tqdm(
-                    pool.map(_run_job_star, [(job, cfg) for job in jobs]),
-                    total=len(jobs),
-                    desc="importance study",
-                    disable=None,
-                )
-            )
-    else:
-        results = [run_job(job, cfg) for job in tqdm(jobs, desc="importance study", disable=None)]
+    results = parallel_map(
+        _run_job_star,
+        [(job, cfg) for job in jobs],
+        workers,
+        threads=cfg.num_threads,
+        desc="importance study",
+    )
     runs = pd.DataFrame([row for rows, _ in results for row in rows])
     patients = pd.concat([frame for _, frame in results], ignore_index=True)
     seconds = time.perf_counter() - start
@@ -505,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 seed, 50%% level")
     parser.add_argument("--seeds", type=int, nargs="+", default=None)
-    parser.add_argument("--workers", type=int, default=2, help="parallel trainings")
+    parser.add_argument("--workers", default="auto", help="parallel trainings (auto: 1/core)")
     parser.add_argument("--corruptions", nargs="+", choices=CORRUPTIONS, default=None)
     parser.add_argument("--levels", type=float, nargs="+", default=None)
     parser.add_argument("--instance", type=float, default=None, help="L_I weight (1.0)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -11,8 +11,10 @@ import pandas as pd
 from amc.data.cohort import Cohort, load_cohort
 from amc.data.store import read_table
 from amc.errors import InputError
-from amc.training.loop import TrainSettings
 from stages.params import labels_file, modality_files
+
+if TYPE_CHECKING:  # torch and scikit-learn load only in the stages that train
+    from amc.training.loop import TrainSettings
 
 SPLITS_DIR = Path("data/splits")
 
@@ -52,6 +54,8 @@ def split_for_seed(name: str, cohort: Cohort, seed: int) -> np.ndarray:
 
 
 def train_settings(ds: dict[str, Any]) -> TrainSettings:
+    from amc.training.loop import TrainSettings
+
     t, loss = ds["train"], ds["loss"]
     return TrainSettings(
         lr=t["lr"],

@@ -71,7 +71,14 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "train.patience": (_pos_int, "a positive integer"),
     "train.device": (_one_of("auto", "cpu", "cuda"), "auto | cpu | cuda"),
     "train.precision": (_one_of("auto", "fp32", "bf16"), "auto | fp32 | bf16"),
-    "train.num_threads": (_nonneg_int, "an integer >= 0 (0 = torch default)"),
+    "train.num_threads": (
+        _nonneg_int,
+        "an integer >= 0 (0 = the cores shared out among train.workers)",
+    ),
+    "train.workers": (
+        lambda v: v == "auto" or _pos_int(v),
+        "auto (one process per CPU core, 1 on CUDA) or a positive integer",
+    ),
     "split.seeds": (
         lambda v: (
             isinstance(v, list)

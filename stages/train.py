@@ -2,6 +2,7 @@
 
 Usage: python -m stages.train <dataset>
 Outputs: models/<dataset>/seed<k>.pt, reports/<dataset>/train/seed<k>/ (dvclive curves).
+Seeds train in parallel processes on CPU (params ``train.workers``: ``auto`` = one per core).
 An interrupted run resumes: per-epoch state is kept in .cache/train/<dataset>/ (outside DVC's
 outputs, which DVC deletes before re-running a stage) and reused when the settings match.
 """
@@ -10,11 +11,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import torch
 
+from amc.data.cohort import Cohort
 from amc.data.store import atomic_path
 from amc.errors import InputError
+from amc.training.device import select_device
+from amc.training.parallel import parallel_map, resolve_workers, threads_per_worker
 from stages._cli import run
 from stages._dataset import cohort_for, model_kwargs, split_for_seed, train_settings
 from stages.params import dataset_params, load_params
@@ -42,37 +48,38 @@ def main(argv: list[str]) -> None:
     ds = dataset_params(load_params(), name)
     cohort = cohort_for(ds)
     settings = train_settings(ds)
-    kwargs = model_kwargs(ds)
-    cache = Path(".cache/train") / name
-    cache.mkdir(parents=True, exist_ok=True)
-    for seed in ds["split"]["seeds"]:
-        split = split_for_seed(name, cohort, seed)
-        ckpt = _train_seed(cohort, split, kwargs, settings, seed, ds, cache)
-        with atomic_path(Path("models") / name / f"seed{seed}.pt") as tmp:
-            torch.save(ckpt, tmp)
-        log_curves(ckpt["history"], Path("reports") / name / "train" / f"seed{seed}")
-        log.info(
-            "%s seed %d: best epoch %d, validation score %.4f",
-            name,
-            seed,
-            ckpt["best_epoch"],
-            ckpt["best_val"],
-        )
+    seeds = list(ds["split"]["seeds"])
+    # Read every split before starting workers, so a missing seed fails fast and in one place.
+    jobs = [(name, ds, cohort, split_for_seed(name, cohort, seed), seed) for seed in seeds]
+    workers = resolve_workers(ds["train"]["workers"], len(jobs), select_device(settings.device))
+    threads = threads_per_worker(workers, settings.num_threads)
+    log.info("%s: %d seed(s) on %d worker(s) x %d thread(s)", name, len(jobs), workers, threads)
+    results = parallel_map(train_seed, jobs, workers, threads, desc=f"{name} seeds")
+    for seed, (epoch, score) in zip(seeds, results, strict=True):
+        log.info("%s seed %d: best epoch %d, validation score %.4f", name, seed, epoch, score)
 
 
-def _train_seed(cohort, split, kwargs, settings, seed, ds, cache):
+def train_seed(job: tuple[str, dict[str, Any], Cohort, np.ndarray, int]) -> tuple[int, float]:
+    """Train one seed, write its checkpoint and curves; return (best epoch, validation score)."""
     from amc.training.loop import train_model
 
-    return train_model(
+    name, ds, cohort, split, seed = job
+    cache = Path(".cache/train") / name
+    cache.mkdir(parents=True, exist_ok=True)
+    ckpt = train_model(
         cohort,
         split,
-        kwargs,
-        settings,
+        model_kwargs(ds),
+        train_settings(ds),
         seed,
         max_features=ds.get("max_features"),
         resume_path=cache / f"seed{seed}.resume.pt",
-        desc=f"{ds['name']} seed {seed}",
+        desc=f"{name} seed {seed}",
     )
+    with atomic_path(Path("models") / name / f"seed{seed}.pt") as tmp:
+        torch.save(ckpt, tmp)
+    log_curves(ckpt["history"], Path("reports") / name / "train" / f"seed{seed}")
+    return ckpt["best_epoch"], ckpt["best_val"]
 
 
 if __name__ == "__main__":

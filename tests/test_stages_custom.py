@@ -81,3 +81,33 @@ def test_stage_cli_prints_one_clear_error_and_exits_2(custom_project):
     assert result.returncode == 2
     assert "error: params: unknown dataset 'no-such-dataset'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_parallel_seeds_give_the_same_models_as_serial(custom_project):
+    import torch
+
+    split.main(["mine"])
+    models = {}
+    for workers in (1, 2):
+        params = yaml.safe_load(open("params.yaml"))
+        params["train"].update(workers=workers, num_threads=1)
+        (custom_project / "params.yaml").write_text(yaml.safe_dump(params))
+        train.main(["mine"])
+        models[workers] = [
+            torch.load(f"models/mine/seed{s}.pt", weights_only=False) for s in (0, 1)
+        ]
+    for serial, parallel in zip(models[1], models[2], strict=True):
+        assert serial["best_epoch"] == parallel["best_epoch"]
+        for key, value in serial["state_dict"].items():
+            assert torch.equal(value, parallel["state_dict"][key]), key
+    # the two seeds really are different trainings
+    first = models[1][0]["state_dict"]
+    assert any(not torch.equal(v, models[1][1]["state_dict"][k]) for k, v in first.items())
+
+
+def test_train_workers_param_is_validated(custom_project):
+    params = yaml.safe_load(open("params.yaml"))
+    params["train"]["workers"] = "many"
+    (custom_project / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(InputError, match="train.workers"):
+        split.main(["mine"])

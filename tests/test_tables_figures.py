@@ -300,3 +300,9 @@ def test_kaplan_meier(tmp_path):
     with pytest.raises(InputError, match="risk holds NaN"):
         plot_kaplan_meier(time, event, np.full(80, np.nan), tmp_path / "km3.png", "bad")
     assert not (tmp_path / "km3.png").exists()
+
+
+def test_tables_have_one_title_and_the_callers_note(results):
+    md, _ = render_tables(results, note="Made from seeds [0, 1].")
+    assert md.count("# Results") == 1
+    assert md.startswith("# Results\n\nMade from seeds [0, 1]. Mean±std over seeds")

@@ -258,7 +258,7 @@ def _chance_line(dataset: str, results: list[Mapping[str, Any]]) -> tuple[str, l
     return line, long_rows
 
 
-def render_tables(results: Sequence[Mapping[str, Any]]) -> tuple[str, pd.DataFrame]:
+def render_tables(results: Sequence[Mapping[str, Any]], note: str = "") -> tuple[str, pd.DataFrame]:
     """Lay out Tables 1-3 of the paper (and generic tables) from aggregated results.
 
     Parameters
@@ -269,6 +269,8 @@ def render_tables(results: Sequence[Mapping[str, Any]]) -> tuple[str, pd.DataFra
         output, possibly read back from JSON with ``None`` for NaN) and optionally
         ``"chance"`` (see the module docstring). One result per (dataset, method); methods keep
         the order of their first appearance.
+    note : str
+        A sentence placed under the title (e.g. which seeds and which command made the tables).
 
     Returns
     -------
@@ -353,7 +355,8 @@ def render_tables(results: Sequence[Mapping[str, Any]]) -> tuple[str, pd.DataFra
                 long_rows += rows
             sections.append(text)
 
-    head = "# Results\n\nMean±std over seeds (population std, ddof=0); n/a = not computable."
+    head = "# Results\n\n" + (note.strip() + " " if note else "")
+    head += "Mean±std over seeds (population std, ddof=0); n/a = not computable."
     body = "\n\n".join(sections) if sections else "No results."
     long = pd.DataFrame(long_rows, columns=LONG_COLUMNS)
     long["n_seeds"] = long["n_seeds"].astype(np.int64)

@@ -16,7 +16,8 @@ for source, sizes in TINY_SOURCES.items():
         params["sources"][source].setdefault("synthetic", {}).update(sizes)
 params["split"]["seeds"] = [0, 1]
 params.setdefault("importance_study", {})["quick"] = True
-params["train"].update(epochs=3, warmup_epochs=1, patience=3)
+# workers: 1 -- a 3-epoch training is shorter than starting a worker process that imports torch.
+params["train"].update(epochs=3, warmup_epochs=1, patience=3, workers=1)
 for ds in params["datasets"].values():
     if ds.get("train"):
         ds["train"].update(epochs=3, warmup_epochs=1, patience=3)

@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from amc import config
 from amc.data.cohort import Cohort, load_cohort
 from amc.data.store import read_table
 from amc.errors import InputError
 from stages.params import labels_file, modality_files
 
-if TYPE_CHECKING:  # torch and scikit-learn load only in the stages that train
-    from amc.training.loop import TrainSettings
+if TYPE_CHECKING:
+    from amc.config import TrainSettings
 
 SPLITS_DIR = Path("data/splits")
 
@@ -54,55 +55,13 @@ def split_for_seed(name: str, cohort: Cohort, seed: int) -> np.ndarray:
 
 
 def train_settings(ds: dict[str, Any]) -> TrainSettings:
-    from amc.training.loop import TrainSettings
-
-    t, loss = ds["train"], ds["loss"]
-    return TrainSettings(
-        lr=t["lr"],
-        weight_decay=t["weight_decay"],
-        epochs=t["epochs"],
-        warmup_epochs=t["warmup_epochs"],
-        batch_size=t["batch_size"],
-        patience=t["patience"],
-        device=t["device"],
-        precision=t["precision"],
-        num_threads=t["num_threads"],
-        instance=loss["instance"],
-        token=loss["token"],
-        balance=loss["balance"],
-    )
+    """Optimisation settings of a resolved dataset item (built from the params schema)."""
+    return config.train_settings(ds)
 
 
 def model_kwargs(ds: dict[str, Any]) -> dict[str, Any]:
-    """AMCConfig fields from the model / fusion / loss blocks."""
-    m, f = ds["model"], ds["fusion"]
-    kwargs = {
-        k: m[k]
-        for k in (
-            "hidden",
-            "heads",
-            "layers",
-            "tokens",
-            "experts",
-            "top_k",
-            "encoder_layers",
-            "dropout",
-            "attention",
-            "ffn",
-            "lambda_init",
-        )
-    }
-    kwargs.update(
-        fusion=f["enabled"],
-        importance=f["importance"],
-        token_score=f["token_score"],
-        replace_rule=f["replace_rule"],
-        temperature=ds["loss"]["temperature"],
-        encoders=dict(ds.get("encoders") or {}),
-    )
-    if ds["task"] == "survival":
-        kwargs["num_bins"] = int(ds.get("num_bins", 4))
-    return kwargs
+    """AMCConfig fields from the model / fusion / loss blocks (built from the params schema)."""
+    return config.model_kwargs(ds)
 
 
 def method_label(ds: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from amc.config import TrainSettings  # built from the params schema; re-exported
 from amc.data.cohort import Cohort, check_modalities_in_splits
 from amc.data.preprocess import ModalityScaler, fit_scaler, output_dim
 from amc.evaluation.metrics import classification_metrics, concordance_index
@@ -29,24 +30,6 @@ from amc.training.device import autocast, autocast_dtype, select_device
 from amc.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainSettings:
-    """Optimisation settings (params ``train`` and ``loss`` blocks)."""
-
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    epochs: int = 30
-    warmup_epochs: int = 5
-    batch_size: int = 64
-    patience: int = 10
-    device: str = "auto"
-    precision: str = "auto"
-    num_threads: int = 0
-    instance: float = 0.1
-    token: float = 0.1
-    balance: float = 0.01
 
 
 def fit_preprocessing(

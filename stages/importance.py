@@ -1,7 +1,7 @@
 """importance: does the per-patient modality importance reflect modality quality? (issue 6)
 
 Usage: python -m stages.importance [--quick]   (params: importance_study.seeds / .quick)
-Runs the controlled corruption study of ``benchmarks/importance_validity.py`` (in-memory
+Runs the controlled corruption study of :mod:`amc.studies.importance` (in-memory
 synthetic cohort, no pipeline data) and writes under reports/importance/: validity.md (tables),
 validity.csv (mean / std over seeds per estimator, attention, corruption, level), runs.csv
 (per seed), metrics.json (headline numbers), figure.png (importance of clean vs corrupted
@@ -14,7 +14,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from benchmarks.importance_validity import run_study
+from amc.studies.importance import run_study
 from stages._cli import run
 from stages.params import load_params
 

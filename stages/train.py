@@ -19,7 +19,7 @@ import torch
 from amc.data.cohort import Cohort
 from amc.data.store import atomic_path
 from amc.errors import InputError
-from amc.training.device import select_device
+from amc.runtime import select_device
 from amc.training.parallel import parallel_map, resolve_workers, threads_per_worker
 from stages._cli import run
 from stages._dataset import cohort_for, model_kwargs, split_for_seed, train_settings

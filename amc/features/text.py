@@ -35,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from amc.errors import InputError
-from amc.training.device import select_device
+from amc.runtime import select_device
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -207,7 +207,7 @@ def embed_texts(
     stride:
         Tokens shared by consecutive chunks of one text; ``0 <= stride < max_length - 2``.
     device:
-        ``auto`` | ``cpu`` | ``cuda`` (see :func:`amc.training.device.select_device`).
+        ``auto`` | ``cpu`` | ``cuda`` (see :func:`amc.runtime.select_device`).
     show_progress:
         tqdm bar over batches.
 

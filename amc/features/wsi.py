@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from amc.data.store import atomic_path, write_features
 from amc.errors import InputError
 from amc.features.tcga import case_barcode
-from amc.training.device import select_device
+from amc.runtime import select_device
 
 log = logging.getLogger(__name__)
 

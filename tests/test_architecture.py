@@ -9,6 +9,7 @@ A module may import its own floor and the floors below it, never a floor above; 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,3 +109,17 @@ def test_a_planted_wrong_import_is_caught():
         "amc.model.fake -> amc.training.loop.train_model",
         "stages.fake -> benchmarks.importance_validity",
     ]
+
+
+def test_no_reference_to_documents_outside_the_repository():
+    """Code, docs and error hints explain themselves: no citation of an external design card."""
+    word = re.compile(r"\b" + "SP" + r"EC\b")  # spelled apart so this file does not match itself
+    offenders = []
+    for folder in ("amc", "stages", "benchmarks", "docs", "tests", ".ci"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix in (".py", ".md", ".yaml", ".txt") and word.search(path.read_text()):
+                offenders.append(str(path.relative_to(ROOT)))
+    for name in ("README.md", "dvc.yaml", "params.yaml", "Makefile", "pyproject.toml"):
+        if word.search((ROOT / name).read_text()):
+            offenders.append(name)
+    assert offenders == []

@@ -131,13 +131,18 @@ def load_cohort(
 ) -> Cohort:
     """Assemble a cohort from feature tables and a label table.
 
-    Args:
-        feature_files: modality name -> Parquet file of SPEC section 4.
-        labels_path: label table (see :func:`read_labels`); a ``project_id`` column is filtered by
-            ``project`` when given (TCGA holds all projects in one table).
-        drop_incomplete: drop patients lacking any modality instead of masking it.
-        drop_unmatched: drop (and log) labelled patients found in no feature table, instead of
-            stopping with an error (ADNI lists subjects in the diagnosis table only).
+    Parameters
+    ----------
+    feature_files
+        Modality name -> feature Parquet (format: :mod:`amc.data.store`).
+    labels_path
+        Label table (see :func:`read_labels`); a ``project_id`` column is filtered by
+        ``project`` when given (TCGA holds all projects in one table).
+    drop_incomplete
+        Drop patients lacking any modality instead of masking it.
+    drop_unmatched
+        Drop (and log) labelled patients found in no feature table, instead of stopping with an
+        error (ADNI lists subjects in the diagnosis table only).
     """
     labels = read_labels(Path(labels_path), task)
     if project is not None:

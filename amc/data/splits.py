@@ -1,4 +1,4 @@
-"""Patient-level, stratified train / val / test splits, one per seed (SPEC section 4).
+"""Patient-level, stratified train / val / test splits, one per seed.
 
 The number of patients of each stratum in each split is fixed once (largest-remainder style
 apportionment that hits the overall split sizes exactly and puts at least one patient of every
@@ -207,7 +207,7 @@ def make_splits(
 
 
 def check_split_has_classes(labels_by_split: Mapping[str, np.ndarray], dataset: str) -> None:
-    """Raise when a split is empty or holds a single class (SPEC section 7).
+    """Raise when a split is empty or holds a single class.
 
     Parameters
     ----------

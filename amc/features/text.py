@@ -133,7 +133,9 @@ def _load(folder: str, device: str) -> tuple[Any, Any]:
 def text_encoder_info(model_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Name, version and output dimension of the text encoder, for Parquet metadata.
 
-    Returns:
+    Returns
+    -------
+    dict
         ``{"name", "version", "dim", "path"}``. For the bundled MiniLM, ``version`` is the
         package version; for a local folder it is ``sha256:<16 hex>`` of its config and weights.
     """

@@ -9,7 +9,7 @@ own OpenSlide handle. Whole levels are never read into memory.
 
 Per-slide outputs (``<slide>.npz``: patch embeddings and level-0 coordinates) are written
 atomically, so an interrupted :func:`extract_slide_features` resumes where it stopped;
-:func:`assemble_wsi_table` then writes the case-level feature Parquet (SPEC section 4).
+:func:`assemble_wsi_table` then writes the case-level feature Parquet.
 """
 
 from __future__ import annotations

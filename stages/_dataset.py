@@ -35,20 +35,22 @@ def split_file(name: str) -> Path:
     return SPLITS_DIR / f"{name}.parquet"
 
 
-def split_for_seed(name: str, cohort: Cohort, seed: int) -> np.ndarray:
-    """(P,) split names of ``cohort``'s patients for one seed, from data/splits/<name>.parquet."""
-    splits = read_table(split_file(name))
+def split_for_seed(name: str, cohort: Cohort, seed: int, path: Path | None = None) -> np.ndarray:
+    """(P,) split names of ``cohort``'s patients for one seed, from ``path`` (default
+    data/splits/<name>.parquet)."""
+    path = path or split_file(name)
+    splits = read_table(path)
     rows = splits[splits["seed"] == seed].set_index("patient_id")["split"]
     if rows.empty:
         raise InputError(
-            f"{split_file(name)}: no split for seed {seed}",
+            f"{path}: no split for seed {seed}",
             hint=f"run `dvc repro split@{name}` after changing split.seeds",
         )
     assigned = rows.reindex(pd.Index(cohort.patient_ids.astype(str)))
     if assigned.isna().any():
         missing = cohort.patient_ids[assigned.isna().to_numpy()][0]
         raise InputError(
-            f"{split_file(name)}: patient {missing!r} has no split",
+            f"{path}: patient {missing!r} has no split",
             hint=f"the cohort changed: run `dvc repro split@{name}`",
         )
     return assigned.to_numpy(dtype=object)

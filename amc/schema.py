@@ -23,6 +23,7 @@ class Rule:
 
     check: Callable[[Any], bool]
     allowed: str
+    choices: tuple[str, ...] = ()  # the allowed strings, for a "did you mean" hint
 
 
 def _is_int(v: Any) -> bool:
@@ -58,7 +59,11 @@ def number(
 
 def one_of(*values: Any) -> Rule:
     """Exactly one of ``values``."""
-    return Rule(lambda v: any(v == x and type(v) is type(x) for x in values), _choices(values))
+    return Rule(
+        lambda v: any(v == x and type(v) is type(x) for x in values),
+        _choices(values),
+        tuple(x for x in values if isinstance(x, str)),
+    )
 
 
 def _choices(values: Any) -> str:
@@ -178,7 +183,10 @@ def _check_value(f: Field, value: Any, dotted: str, partial: bool) -> Any:
         return check_block(f.metadata["block"], value, dotted + ".", partial)
     rule: Rule = f.metadata["rule"]
     if not rule.check(value):
-        raise InputError(f"params: {dotted}={value!r} is invalid", hint=f"use {rule.allowed}")
+        guess = nearest(value, list(rule.choices)) if isinstance(value, str) else ""
+        raise InputError(
+            f"params: {dotted}={value!r} is invalid", hint=f"{guess}use {rule.allowed}"
+        )
     return value
 
 

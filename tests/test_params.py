@@ -112,3 +112,10 @@ def test_settings_objects_are_built_from_the_schema(params):
     assert "workers" not in settings and "temperature" not in settings
     config = AMCConfig(modalities={"rna": 8}, **model_kwargs(ds))
     assert config.hidden == 128 and config.fusion is True and config.num_bins == 4
+
+
+def test_misspelt_choice_names_the_nearest_allowed_value(tmp_path, params):
+    tree = copy.deepcopy(params)
+    tree["model"]["attention"] = "diferential"
+    with pytest.raises(InputError, match=r"model\.attention(.|\n)*did you mean 'differential'"):
+        load_params(_write(tmp_path, tree))

@@ -1,12 +1,14 @@
-"""Runtime choices shared by training, inference and feature extraction: device and precision.
+"""Runtime choices shared by training, inference and feature extraction.
 
-The one place that decides the device and the autocast precision; it sits on the lowest floor
-so feature extractors and training both import it (see docs/architecture.md).
+The one place that decides the device, the autocast precision and the CPU threads per worker;
+it sits on the lowest floor so feature extractors and training both import it
+(docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Literal
 
 import torch
@@ -42,3 +44,16 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (respects taskset / container CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(workers: int, num_threads: int = 0) -> int:
+    """Torch threads per worker: ``num_threads`` if set, else the cores shared out evenly."""
+    return num_threads if num_threads > 0 else max(1, available_cores() // workers)

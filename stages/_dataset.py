@@ -8,13 +8,14 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from amc import config
 from amc.data.cohort import Cohort, load_cohort
 from amc.data.store import read_table
 from amc.errors import InputError
 from stages.params import labels_file, modality_files
 
-if TYPE_CHECKING:  # torch and scikit-learn load only in the stages that train
-    from amc.training.loop import TrainSettings
+if TYPE_CHECKING:
+    from amc.config import TrainSettings
 
 SPLITS_DIR = Path("data/splits")
 
@@ -34,75 +35,35 @@ def split_file(name: str) -> Path:
     return SPLITS_DIR / f"{name}.parquet"
 
 
-def split_for_seed(name: str, cohort: Cohort, seed: int) -> np.ndarray:
-    """(P,) split names of ``cohort``'s patients for one seed, from data/splits/<name>.parquet."""
-    splits = read_table(split_file(name))
+def split_for_seed(name: str, cohort: Cohort, seed: int, path: Path | None = None) -> np.ndarray:
+    """(P,) split names of ``cohort``'s patients for one seed, from ``path`` (default
+    data/splits/<name>.parquet)."""
+    path = path or split_file(name)
+    splits = read_table(path)
     rows = splits[splits["seed"] == seed].set_index("patient_id")["split"]
     if rows.empty:
         raise InputError(
-            f"{split_file(name)}: no split for seed {seed}",
+            f"{path}: no split for seed {seed}",
             hint=f"run `dvc repro split@{name}` after changing split.seeds",
         )
     assigned = rows.reindex(pd.Index(cohort.patient_ids.astype(str)))
     if assigned.isna().any():
         missing = cohort.patient_ids[assigned.isna().to_numpy()][0]
         raise InputError(
-            f"{split_file(name)}: patient {missing!r} has no split",
+            f"{path}: patient {missing!r} has no split",
             hint=f"the cohort changed: run `dvc repro split@{name}`",
         )
     return assigned.to_numpy(dtype=object)
 
 
 def train_settings(ds: dict[str, Any]) -> TrainSettings:
-    from amc.training.loop import TrainSettings
-
-    t, loss = ds["train"], ds["loss"]
-    return TrainSettings(
-        lr=t["lr"],
-        weight_decay=t["weight_decay"],
-        epochs=t["epochs"],
-        warmup_epochs=t["warmup_epochs"],
-        batch_size=t["batch_size"],
-        patience=t["patience"],
-        device=t["device"],
-        precision=t["precision"],
-        num_threads=t["num_threads"],
-        instance=loss["instance"],
-        token=loss["token"],
-        balance=loss["balance"],
-    )
+    """Optimisation settings of a resolved dataset item (built from the params schema)."""
+    return config.train_settings(ds)
 
 
 def model_kwargs(ds: dict[str, Any]) -> dict[str, Any]:
-    """AMCConfig fields from the model / fusion / loss blocks."""
-    m, f = ds["model"], ds["fusion"]
-    kwargs = {
-        k: m[k]
-        for k in (
-            "hidden",
-            "heads",
-            "layers",
-            "tokens",
-            "experts",
-            "top_k",
-            "encoder_layers",
-            "dropout",
-            "attention",
-            "ffn",
-            "lambda_init",
-        )
-    }
-    kwargs.update(
-        fusion=f["enabled"],
-        importance=f["importance"],
-        token_score=f["token_score"],
-        replace_rule=f["replace_rule"],
-        temperature=ds["loss"]["temperature"],
-        encoders=dict(ds.get("encoders") or {}),
-    )
-    if ds["task"] == "survival":
-        kwargs["num_bins"] = int(ds.get("num_bins", 4))
-    return kwargs
+    """AMCConfig fields from the model / fusion / loss blocks (built from the params schema)."""
+    return config.model_kwargs(ds)
 
 
 def method_label(ds: dict[str, Any]) -> str:

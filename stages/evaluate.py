@@ -1,7 +1,8 @@
 """evaluate@<dataset>: test metrics over seeds, per-patient predictions, figures.
 
-Usage: python -m stages.evaluate <dataset>
-Outputs under reports/<dataset>/: metrics.json (mean / std / per_seed of each test metric),
+Usage: python -m stages.evaluate <dataset> [--splits data/splits/<dataset>.parquet]
+    [--models models/<dataset>] [--out reports/<dataset>]
+Outputs under <out>: metrics.json (mean / std / per_seed of each test metric),
 predictions.parquet (every patient of every split and seed, with importance_<m> and
 replaced_<m>), run.json (method label, task, chance levels), plots/*.png.
 """
@@ -25,16 +26,19 @@ from amc.evaluation.metrics import (
     survival_metrics,
 )
 from amc.training.loop import predict
-from stages._cli import run
+from stages._cli import run, stage_parser
 from stages._dataset import cohort_for, method_label, split_for_seed
 from stages.params import dataset_params, load_params
 
 log = logging.getLogger("stages.evaluate")
 
 
-def seed_predictions(ds, cohort, seed: int, split: np.ndarray) -> tuple[pd.DataFrame, dict]:
-    """Predictions of one seed's model for all patients, and its test metrics."""
-    path = Path("models") / ds["name"] / f"seed{seed}.pt"
+def seed_predictions(
+    ds, cohort, seed: int, split: np.ndarray, models: Path | None = None
+) -> tuple[pd.DataFrame, dict]:
+    """Predictions of one seed's model (in ``models``, default models/<dataset>) for all
+    patients, and its test metrics."""
+    path = (models or Path("models") / ds["name"]) / f"seed{seed}.pt"
     if not path.exists():
         raise InputError(
             f"{path}: checkpoint not found", hint=f"run `dvc repro train@{ds['name']}`"
@@ -68,15 +72,19 @@ def seed_predictions(ds, cohort, seed: int, split: np.ndarray) -> tuple[pd.DataF
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        raise InputError("usage: python -m stages.evaluate <dataset>")
-    ds = dataset_params(load_params(), argv[0])
+    parser = stage_parser("evaluate", __doc__)
+    parser.add_argument("dataset", help="a datasets.<name> item of params.yaml")
+    parser.add_argument("--splits", type=Path, help="the split stage's Parquet file")
+    parser.add_argument("--models", type=Path, help="folder of the seed<k>.pt checkpoints")
+    parser.add_argument("--out", type=Path, help="output folder")
+    args = parser.parse_args(argv)
+    ds = dataset_params(load_params(), args.dataset)
     cohort = cohort_for(ds)
-    out_dir = Path("reports") / ds["name"]
+    out_dir = args.out or Path("reports") / ds["name"]
     frames, per_seed = [], []
     for seed in ds["split"]["seeds"]:
-        split = split_for_seed(ds["name"], cohort, seed)
-        frame, metrics = seed_predictions(ds, cohort, seed, split)
+        split = split_for_seed(ds["name"], cohort, seed, args.splits)
+        frame, metrics = seed_predictions(ds, cohort, seed, split, args.models)
         frames.append(frame)
         per_seed.append(metrics)
         log.info(

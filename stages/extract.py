@@ -1,6 +1,8 @@
 """extract@<source>-<modality>: raw files -> data/features/<source>/<modality>.parquet.
 
-Usage: python -m stages.extract <source> <modality>   (modality ``labels`` writes labels.parquet)
+Usage: python -m stages.extract <source> <modality> [--out <file.parquet>]
+(default output data/features/<source>/<modality>.parquet; the modality ``labels`` writes the
+label table). Params: sources.<source>.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from typing import Any
 
 from amc.data.store import write_features, write_table
 from amc.errors import InputError
-from stages._cli import run
+from stages._cli import run, stage_parser
 from stages.params import load_params
 
 log = logging.getLogger("stages.extract")
@@ -186,9 +188,12 @@ EXTRACTORS = {"mimic": _mimic, "adni": _adni, "tcga": _tcga}
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2:
-        raise InputError("usage: python -m stages.extract <source> <modality>")
-    source, modality = argv
+    parser = stage_parser("extract", __doc__)
+    parser.add_argument("source", help=f"one of {', '.join(sorted(EXTRACTORS))}")
+    parser.add_argument("modality", help="a modality of the source, or labels")
+    parser.add_argument("--out", type=Path, help="output Parquet file")
+    args = parser.parse_args(argv)
+    source, modality = args.source, args.modality
     if source not in EXTRACTORS:
         raise InputError(f"extract: unknown source {source!r}", hint=f"one of {sorted(EXTRACTORS)}")
     params = load_params()
@@ -198,7 +203,7 @@ def main(argv: list[str]) -> None:
             f"sources.{source}.raw={cfg['raw']!r} does not exist",
             hint=f"run `dvc repro synthesize@{source}` or point it at your download",
         )
-    out = Path("data/features") / source / f"{modality}.parquet"
+    out = args.out or Path("data/features") / source / f"{modality}.parquet"
     EXTRACTORS[source](modality, cfg, out)
     log.info("wrote %s", out)
 

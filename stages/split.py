@@ -1,17 +1,18 @@
 """split@<dataset>: 70/15/15 patient-level stratified splits, one per seed.
 
-Usage: python -m stages.split <dataset>   (output: data/splits/<dataset>.parquet)
+Usage: python -m stages.split <dataset> [--out data/splits/<dataset>.parquet]
+Params: split (seeds, fractions), datasets.<dataset>.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from amc.data.cohort import check_modalities_in_splits
 from amc.data.splits import check_split_has_classes, make_splits
 from amc.data.store import write_table
-from amc.errors import InputError
-from stages._cli import run
+from stages._cli import run, stage_parser
 from stages._dataset import cohort_for, split_file
 from stages.params import dataset_params, load_params
 
@@ -19,9 +20,11 @@ log = logging.getLogger("stages.split")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        raise InputError("usage: python -m stages.split <dataset>")
-    ds = dataset_params(load_params(), argv[0])
+    parser = stage_parser("split", __doc__)
+    parser.add_argument("dataset", help="a datasets.<name> item of params.yaml")
+    parser.add_argument("--out", type=Path, help="output Parquet file")
+    args = parser.parse_args(argv)
+    ds = dataset_params(load_params(), args.dataset)
     cohort = cohort_for(ds)
     splits = make_splits(
         cohort.patient_ids, cohort.strata, ds["split"]["seeds"], tuple(ds["split"]["fractions"])
@@ -37,8 +40,11 @@ def main(argv: list[str]) -> None:
             },
             f"{ds['name']} (seed {seed})",
         )
-    write_table(splits, split_file(ds["name"]), {"fractions": ds["split"]["fractions"]})
-    log.info("%s: %d patients x %d seeds", ds["name"], len(cohort), len(ds["split"]["seeds"]))
+    out = args.out or split_file(ds["name"])
+    write_table(splits, out, {"fractions": ds["split"]["fractions"]})
+    log.info(
+        "%s: %d patients x %d seeds -> %s", ds["name"], len(cohort), len(ds["split"]["seeds"]), out
+    )
 
 
 if __name__ == "__main__":

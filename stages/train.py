@@ -1,7 +1,8 @@
 """train@<dataset>: one AMC model per split seed.
 
-Usage: python -m stages.train <dataset>
-Outputs: models/<dataset>/seed<k>.pt, reports/<dataset>/train/seed<k>/ (dvclive curves).
+Usage: python -m stages.train <dataset> [--splits data/splits/<dataset>.parquet]
+    [--models models/<dataset>] [--curves reports/<dataset>/train]
+Outputs: <models>/seed<k>.pt and <curves>/seed<k>/ (dvclive curves).
 Seeds train in parallel processes on CPU (params ``train.workers``: ``auto`` = one per core).
 An interrupted run resumes: per-epoch state is kept in .cache/train/<dataset>/ (outside DVC's
 outputs, which DVC deletes before re-running a stage) and reused when the settings match.
@@ -18,10 +19,9 @@ import torch
 
 from amc.data.cohort import Cohort
 from amc.data.store import atomic_path
-from amc.errors import InputError
-from amc.training.device import select_device
+from amc.runtime import select_device
 from amc.training.parallel import parallel_map, resolve_workers, threads_per_worker
-from stages._cli import run
+from stages._cli import run, stage_parser
 from stages._dataset import cohort_for, model_kwargs, split_for_seed, train_settings
 from stages.params import dataset_params, load_params
 
@@ -42,15 +42,26 @@ def log_curves(history: list[dict], out_dir: Path) -> None:
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        raise InputError("usage: python -m stages.train <dataset>")
-    name = argv[0]
+    parser = stage_parser("train", __doc__)
+    parser.add_argument("dataset", help="a datasets.<name> item of params.yaml")
+    parser.add_argument("--splits", type=Path, help="the split stage's Parquet file")
+    parser.add_argument("--models", type=Path, help="folder of the seed<k>.pt checkpoints")
+    parser.add_argument("--curves", type=Path, help="folder of the per-seed training curves")
+    args = parser.parse_args(argv)
+    name = args.dataset
+    outputs = {
+        "models": args.models or Path("models") / name,
+        "curves": args.curves or Path("reports") / name / "train",
+    }
     ds = dataset_params(load_params(), name)
     cohort = cohort_for(ds)
     settings = train_settings(ds)
     seeds = list(ds["split"]["seeds"])
     # Read every split before starting workers, so a missing seed fails fast and in one place.
-    jobs = [(name, ds, cohort, split_for_seed(name, cohort, seed), seed) for seed in seeds]
+    jobs = [
+        (name, ds, cohort, split_for_seed(name, cohort, seed, args.splits), seed, outputs)
+        for seed in seeds
+    ]
     workers = resolve_workers(ds["train"]["workers"], len(jobs), select_device(settings.device))
     threads = threads_per_worker(workers, settings.num_threads)
     log.info("%s: %d seed(s) on %d worker(s) x %d thread(s)", name, len(jobs), workers, threads)
@@ -59,11 +70,13 @@ def main(argv: list[str]) -> None:
         log.info("%s seed %d: best epoch %d, validation score %.4f", name, seed, epoch, score)
 
 
-def train_seed(job: tuple[str, dict[str, Any], Cohort, np.ndarray, int]) -> tuple[int, float]:
+def train_seed(
+    job: tuple[str, dict[str, Any], Cohort, np.ndarray, int, dict[str, Path]],
+) -> tuple[int, float]:
     """Train one seed, write its checkpoint and curves; return (best epoch, validation score)."""
     from amc.training.loop import train_model
 
-    name, ds, cohort, split, seed = job
+    name, ds, cohort, split, seed, outputs = job
     cache = Path(".cache/train") / name
     cache.mkdir(parents=True, exist_ok=True)
     ckpt = train_model(
@@ -76,9 +89,9 @@ def train_seed(job: tuple[str, dict[str, Any], Cohort, np.ndarray, int]) -> tupl
         resume_path=cache / f"seed{seed}.resume.pt",
         desc=f"{name} seed {seed}",
     )
-    with atomic_path(Path("models") / name / f"seed{seed}.pt") as tmp:
+    with atomic_path(outputs["models"] / f"seed{seed}.pt") as tmp:
         torch.save(ckpt, tmp)
-    log_curves(ckpt["history"], Path("reports") / name / "train" / f"seed{seed}")
+    log_curves(ckpt["history"], outputs["curves"] / f"seed{seed}")
     return ckpt["best_epoch"], ckpt["best_val"]
 
 

@@ -18,7 +18,7 @@ from amc.evaluation.importance import (
 from amc.evaluation.importance_figures import plot_importance_by_corruption
 from amc.model import AMC, AMCConfig
 from amc.model.fusion import alignment_importance
-from benchmarks import importance_validity as study
+from amc.studies import importance as study
 
 
 def _tokens(embeddings: list[list[float]], n: int = 4) -> torch.Tensor:

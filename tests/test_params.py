@@ -71,3 +71,51 @@ def test_custom_dataset_needs_tables(tmp_path, params):
     }
     with pytest.raises(InputError, match="custom dataset 'mine'"):
         load_params(_write(tmp_path, tree))
+
+
+def test_params_reference_is_in_sync():
+    """docs/params.md is generated from the schema: `python -m amc.config docs/params.md`."""
+    from pathlib import Path
+
+    from amc.config import render_reference
+
+    assert Path("docs/params.md").read_text() == render_reference(), (
+        "docs/params.md is stale: run `python -m amc.config docs/params.md`"
+    )
+
+
+def test_misspelt_key_names_the_nearest_valid_key(tmp_path, params):
+    tree = copy.deepcopy(params)
+    tree["sources"]["tcga"]["wsi"]["min_tisue"] = 0.3
+    with pytest.raises(InputError, match=r"sources\.tcga\.wsi\.min_tisue(.|\n)*'min_tissue'"):
+        load_params(_write(tmp_path, tree))
+
+
+def test_missing_keys_take_schema_defaults(tmp_path, params):
+    tree = copy.deepcopy(params)
+    del tree["importance_study"]
+    del tree["sources"]["tcga"]["wsi"]["num_workers"]
+    loaded = load_params(_write(tmp_path, tree))
+    assert loaded["importance_study"] == {"seeds": [0, 1, 2], "quick": False}
+    assert loaded["sources"]["tcga"]["wsi"]["num_workers"] == 2
+
+
+def test_settings_objects_are_built_from_the_schema(params):
+    from dataclasses import asdict
+
+    from amc.config import model_kwargs, train_settings
+    from amc.model import AMCConfig
+
+    ds = dataset_params(params, "tcga-ucec")
+    settings = asdict(train_settings(ds))
+    assert settings["epochs"] == ds["train"]["epochs"] and settings["balance"] == 0.01
+    assert "workers" not in settings and "temperature" not in settings
+    config = AMCConfig(modalities={"rna": 8}, **model_kwargs(ds))
+    assert config.hidden == 128 and config.fusion is True and config.num_bins == 4
+
+
+def test_misspelt_choice_names_the_nearest_allowed_value(tmp_path, params):
+    tree = copy.deepcopy(params)
+    tree["model"]["attention"] = "diferential"
+    with pytest.raises(InputError, match=r"model\.attention(.|\n)*did you mean 'differential'"):
+        load_params(_write(tmp_path, tree))

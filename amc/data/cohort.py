@@ -131,13 +131,18 @@ def load_cohort(
 ) -> Cohort:
     """Assemble a cohort from feature tables and a label table.
 
-    Args:
-        feature_files: modality name -> Parquet file of SPEC section 4.
-        labels_path: label table (see :func:`read_labels`); a ``project_id`` column is filtered by
-            ``project`` when given (TCGA holds all projects in one table).
-        drop_incomplete: drop patients lacking any modality instead of masking it.
-        drop_unmatched: drop (and log) labelled patients found in no feature table, instead of
-            stopping with an error (ADNI lists subjects in the diagnosis table only).
+    Parameters
+    ----------
+    feature_files
+        Modality name -> feature Parquet (format: :mod:`amc.data.store`).
+    labels_path
+        Label table (see :func:`read_labels`); a ``project_id`` column is filtered by
+        ``project`` when given (TCGA holds all projects in one table).
+    drop_incomplete
+        Drop patients lacking any modality instead of masking it.
+    drop_unmatched
+        Drop (and log) labelled patients found in no feature table, instead of stopping with an
+        error (ADNI lists subjects in the diagnosis table only).
     """
     labels = read_labels(Path(labels_path), task)
     if project is not None:
@@ -157,23 +162,9 @@ def load_cohort(
     features: dict[str, np.ndarray] = {}
     metadata: dict[str, dict] = {}
     for m, name in enumerate(names):
-        path = Path(feature_files[name])
-        pids, feats, meta = read_features(path)
-        bad_rows = ~np.isfinite(feats.reshape(len(pids), -1)).all(axis=1)
-        if bad_rows.any():
-            raise InputError(
-                f"{path}: patient {pids[bad_rows][0]!r} has NaN/inf features",
-                hint="fix the extractor or impute before writing the table",
-            )
-        pos = index.get_indexer(pids.astype(str))
-        known = pos >= 0
-        if (~known).any():
-            log.info("%s: %d patients have no label and are ignored", path, int((~known).sum()))
-        out = np.zeros((len(ids), *feats.shape[1:]), dtype=np.float32)
-        out[pos[known]] = feats[known]
-        present[pos[known], m] = True
-        features[name] = out
-        metadata[name] = meta
+        features[name], present[:, m], metadata[name] = _read_modality(
+            Path(feature_files[name]), index
+        )
         log.info("%s: %d/%d labelled patients present", name, int(present[:, m].sum()), len(ids))
     nowhere = ~present.any(axis=1)
     if nowhere.any() and drop_unmatched:
@@ -198,7 +189,46 @@ def load_cohort(
         task=task,
         metadata=metadata,
     )
-    if task == "classification":
+    _attach_targets(cohort, labels, labels_path)
+    cohort = cohort.subset(np.flatnonzero(keep))
+    if len(cohort) == 0:
+        raise InputError(f"{labels_path}: no patient left", hint="check drop_incomplete")
+    return cohort
+
+
+def _read_modality(path: Path, index: pd.Index) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One feature table aligned to the labelled patients ``index``.
+
+    Returns
+    -------
+    features
+        (P, ...) float32, zeros for patients without the modality.
+    present
+        (P,) bool.
+    metadata
+        The table's ``amc:`` metadata.
+    """
+    pids, feats, meta = read_features(path)
+    bad_rows = ~np.isfinite(feats.reshape(len(pids), -1)).all(axis=1)
+    if bad_rows.any():
+        raise InputError(
+            f"{path}: patient {pids[bad_rows][0]!r} has NaN/inf features",
+            hint="fix the extractor or impute before writing the table",
+        )
+    pos = index.get_indexer(pids.astype(str))
+    known = pos >= 0
+    if (~known).any():
+        log.info("%s: %d patients have no label and are ignored", path, int((~known).sum()))
+    out = np.zeros((len(index), *feats.shape[1:]), dtype=np.float32)
+    out[pos[known]] = feats[known]
+    present = np.zeros(len(index), dtype=bool)
+    present[pos[known]] = True
+    return out, present, meta
+
+
+def _attach_targets(cohort: Cohort, labels: pd.DataFrame, labels_path: Path) -> None:
+    """Class indices and names (classification) or time and event (survival), in place."""
+    if cohort.task == "classification":
         cohort.class_names = class_order(labels["label"])
         lookup = {c: i for i, c in enumerate(cohort.class_names)}
         cohort.labels = labels["label"].astype(str).map(lookup).to_numpy(dtype=np.int64)
@@ -210,10 +240,6 @@ def load_cohort(
     else:
         cohort.time = labels["time"].to_numpy(dtype=np.float64)
         cohort.event = labels["event"].to_numpy(dtype=np.int64)
-    cohort = cohort.subset(np.flatnonzero(keep))
-    if len(cohort) == 0:
-        raise InputError(f"{labels_path}: no patient left", hint="check drop_incomplete")
-    return cohort
 
 
 def check_modalities_in_splits(cohort: Cohort, split: np.ndarray, context: str) -> None:

@@ -27,9 +27,14 @@ def fit_scaler(
 ) -> ModalityScaler:
     """Fit on the training rows where the modality is present.
 
-    Args:
-        x_train: (P, F) training features. present_train: (P,) bool.
-        max_features: keep the ``max_features`` columns of highest training variance.
+    Parameters
+    ----------
+    x_train
+        (P, F) training features.
+    present_train
+        (P,) bool, True where the modality exists.
+    max_features
+        Keep the ``max_features`` columns of highest training variance.
     """
     rows = x_train[present_train] if present_train.any() else x_train
     columns = None

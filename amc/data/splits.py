@@ -1,4 +1,4 @@
-"""Patient-level, stratified train / val / test splits, one per seed (SPEC section 4).
+"""Patient-level, stratified train / val / test splits, one per seed.
 
 The number of patients of each stratum in each split is fixed once (largest-remainder style
 apportionment that hits the overall split sizes exactly and puts at least one patient of every
@@ -128,55 +128,14 @@ def make_splits(
     """
     ids = pd.Series(patient_ids, dtype=object).astype(str).to_numpy()
     strata_arr = np.asarray(strata)
-    if strata_arr.ndim != 1 or strata_arr.shape[0] != ids.shape[0]:
-        raise InputError(
-            f"make_splits: {ids.shape[0]} patient ids but strata has shape {strata_arr.shape}",
-            hint="pass one stratum (label or event flag) per patient",
-        )
-    if ids.size == 0:
-        raise InputError("make_splits: no patients", hint="check the labels table")
-    dup = pd.Series(ids)[pd.Series(ids).duplicated()]
-    if len(dup):
-        raise InputError(
-            f"make_splits: duplicate patient_id {dup.iloc[0]!r} ({len(dup)} duplicates)",
-            hint="splits are by patient: pass each patient once",
-        )
-    if pd.isna(pd.Series(strata_arr)).any():
-        bad = ids[pd.isna(pd.Series(strata_arr)).to_numpy()][0]
-        raise InputError(
-            f"make_splits: patient {bad!r} has no label / event (NaN stratum)",
-            hint="drop patients without a label or fix the labels table",
-        )
-    seed_list = [int(s) for s in seeds]
-    if not seed_list or len(set(seed_list)) != len(seed_list):
-        raise InputError(
-            f"make_splits: seeds {seed_list} must be non-empty and unique",
-            hint="e.g. split.seeds: [0, 1, 2, 3, 4]",
-        )
+    seed_list = _check_inputs(ids, strata_arr, seeds)
     totals = split_sizes(ids.size, fractions)
 
     order = np.argsort(ids, kind="stable")
     ids, strata_arr = ids[order], strata_arr[order]
     classes, inverse, counts = np.unique(strata_arr, return_inverse=True, return_counts=True)
     summary = ", ".join(f"{c!r}: {n}" for c, n in zip(classes.tolist(), counts.tolist()))
-    tiny = counts < _MIN_PER_STRATUM
-    if tiny.any():
-        bad = ", ".join(
-            f"{c!r} has {n}" for c, n in zip(classes[tiny].tolist(), counts[tiny].tolist())
-        )
-        raise InputError(f"make_splits: class {bad} patient(s) (counts {summary})", hint=_HINT_TINY)
-    if classes.size < 2:
-        raise InputError(
-            f"make_splits: only one class ({summary}); every split would get only one class",
-            hint="stratify by the label (or the event flag for survival), which must vary",
-        )
-    small = [name for name, tot in zip(SPLITS, totals) if tot < classes.size]
-    if small:
-        raise InputError(
-            f"make_splits: split(s) {small} get {dict(zip(SPLITS, totals))} patients, fewer "
-            f"than the {classes.size} classes ({summary}), so some split would lack a class",
-            hint="add patients, merge rare classes or enlarge the val/test fractions",
-        )
+    _check_strata(classes, counts, totals, summary)
     alloc = _allocate(counts, totals)
     logger.info(
         "splits over %d patients, classes {%s}: train/val/test = %s per seed",
@@ -206,8 +165,62 @@ def make_splits(
     return out
 
 
+def _check_inputs(ids: np.ndarray, strata_arr: np.ndarray, seeds: Sequence[int]) -> list[int]:
+    """Raise on mismatched lengths, no patients, duplicate ids, NaN strata or bad seeds."""
+    if strata_arr.ndim != 1 or strata_arr.shape[0] != ids.shape[0]:
+        raise InputError(
+            f"make_splits: {ids.shape[0]} patient ids but strata has shape {strata_arr.shape}",
+            hint="pass one stratum (label or event flag) per patient",
+        )
+    if ids.size == 0:
+        raise InputError("make_splits: no patients", hint="check the labels table")
+    dup = pd.Series(ids)[pd.Series(ids).duplicated()]
+    if len(dup):
+        raise InputError(
+            f"make_splits: duplicate patient_id {dup.iloc[0]!r} ({len(dup)} duplicates)",
+            hint="splits are by patient: pass each patient once",
+        )
+    if pd.isna(pd.Series(strata_arr)).any():
+        bad = ids[pd.isna(pd.Series(strata_arr)).to_numpy()][0]
+        raise InputError(
+            f"make_splits: patient {bad!r} has no label / event (NaN stratum)",
+            hint="drop patients without a label or fix the labels table",
+        )
+    seed_list = [int(s) for s in seeds]
+    if not seed_list or len(set(seed_list)) != len(seed_list):
+        raise InputError(
+            f"make_splits: seeds {seed_list} must be non-empty and unique",
+            hint="e.g. split.seeds: [0, 1, 2, 3, 4]",
+        )
+    return seed_list
+
+
+def _check_strata(
+    classes: np.ndarray, counts: np.ndarray, totals: Sequence[int], summary: str
+) -> None:
+    """Raise when a stratum is too small, there is one stratum, or a split cannot hold each."""
+    tiny = counts < _MIN_PER_STRATUM
+    if tiny.any():
+        bad = ", ".join(
+            f"{c!r} has {n}" for c, n in zip(classes[tiny].tolist(), counts[tiny].tolist())
+        )
+        raise InputError(f"make_splits: class {bad} patient(s) (counts {summary})", hint=_HINT_TINY)
+    if classes.size < 2:
+        raise InputError(
+            f"make_splits: only one class ({summary}); every split would get only one class",
+            hint="stratify by the label (or the event flag for survival), which must vary",
+        )
+    small = [name for name, tot in zip(SPLITS, totals) if tot < classes.size]
+    if small:
+        raise InputError(
+            f"make_splits: split(s) {small} get {dict(zip(SPLITS, totals))} patients, fewer "
+            f"than the {classes.size} classes ({summary}), so some split would lack a class",
+            hint="add patients, merge rare classes or enlarge the val/test fractions",
+        )
+
+
 def check_split_has_classes(labels_by_split: Mapping[str, np.ndarray], dataset: str) -> None:
-    """Raise when a split is empty or holds a single class (SPEC section 7).
+    """Raise when a split is empty or holds a single class.
 
     Parameters
     ----------

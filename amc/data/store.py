@@ -1,6 +1,6 @@
 """The one Parquet reader/writer of the project, and the atomic-write helper.
 
-Feature tables (SPEC section 4): one row per patient, column ``patient_id`` (string) and column
+Feature tables: one row per patient, column ``patient_id`` (string) and column
 ``features`` as ``fixed_size_list<float32>``. Bag-valued modalities may add list columns;
 volumes store a flat array with the shape in the key-value metadata under ``shape``.
 Every file carries the extractor's name and parameters in metadata (``amc:`` keys, JSON values).
@@ -155,12 +155,17 @@ def write_features(
 ) -> None:
     """Write a feature table: ``patient_id`` + ``features`` as ``fixed_size_list<float32>``.
 
-    Args:
-        patient_ids: (P,) unique ids.
-        features: (P, D) float array; (P, *shape) arrays (volumes) are flattened and the shape is
-            recorded in metadata under ``shape``.
-        metadata: extractor name, parameters, encoder name/version, ... (JSON-serialisable).
-        extra_columns: further columns, e.g. a bag of patch embeddings with coordinates.
+    Parameters
+    ----------
+    patient_ids
+        (P,) unique ids.
+    features
+        (P, D) float array; (P, *shape) arrays (volumes) are flattened and the shape is recorded
+        in metadata under ``shape``.
+    metadata
+        Extractor name, parameters, encoder name/version, ... (JSON-serialisable).
+    extra_columns
+        Further columns, e.g. a bag of patch embeddings with coordinates.
     """
     ids = [str(p) for p in patient_ids]
     feats = np.asarray(features, dtype=np.float32)
@@ -185,10 +190,14 @@ def write_features(
 def read_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Read a feature table.
 
-    Returns:
-        patient_ids: (P,) object array of str.
-        features: (P, D) float32, or (P, *shape) when the metadata records a shape.
-        metadata: the ``amc:`` metadata.
+    Returns
+    -------
+    patient_ids
+        (P,) object array of str.
+    features
+        (P, D) float32, or (P, *shape) when the metadata records a shape.
+    metadata
+        The ``amc:`` metadata.
     """
     path = Path(path)
     if not path.exists():
@@ -196,7 +205,7 @@ def read_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict
     table = pq.read_table(path, columns=["patient_id", "features"])
     for col in ("patient_id", "features"):
         if col not in table.column_names:
-            raise InputError(f"{path}: missing column {col!r}", hint="see SPEC section 4")
+            raise InputError(f"{path}: missing column {col!r}", hint="a feature table holds patient_id and features columns (docs/architecture.md)")
     meta = _decode_metadata(table.schema.metadata)
     ids = np.asarray(table.column("patient_id").to_pylist(), dtype=object)
     feats_col = table.column("features").combine_chunks()

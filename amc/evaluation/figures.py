@@ -6,7 +6,7 @@
   number of replaced tokens with a dashed red mean line.
 * :func:`plot_kaplan_meier`: Kaplan-Meier curves of the predicted low / high risk groups.
 
-``pred`` is the predictions table of SPEC section 4; the histograms use its ``test`` rows
+``pred`` is the predictions table of the evaluate stage; the histograms use its ``test`` rows
 (all seeds pooled).
 """
 
@@ -41,7 +41,7 @@ def _test_rows(pred: pd.DataFrame, columns: Sequence[str], what: str) -> pd.Data
         raise InputError(
             f"{what}: predictions table has no column(s) {missing}",
             hint="predictions.parquet needs importance_<m> and replaced_<m> per modality "
-            "(SPEC section 4); check the modality names",
+            "(docs/architecture.md, table formats); check the modality names",
         )
     if "split" in pred.columns:
         pred = pred[pred["split"] == "test"]
@@ -259,8 +259,10 @@ def plot_kaplan_meier(
 def plot_importance_overview(mean_importance: dict[str, dict[str, float]], out_png) -> None:
     """One bar group per dataset: mean test-split importance of each of its modalities.
 
-    Args:
-        mean_importance: dataset -> {modality: mean importance}.
+    Parameters
+    ----------
+    mean_importance
+        Dataset -> {modality: mean importance}.
     """
     if not mean_importance:
         raise InputError("importance overview: no dataset given")

@@ -1,7 +1,7 @@
 """Does the per-patient modality importance reflect modality quality? (issue 6)
 
 Plain functions to score an importance estimator against ground truth known from a controlled
-corruption experiment (``benchmarks/importance_validity.py``):
+corruption experiment (:mod:`amc.studies.importance`):
 
 * :func:`corruption_auroc`: AUROC of *low* importance for detecting the patients whose modality
   was corrupted (0.5 = blind, 1 = every corrupted patient ranks below every clean one).

@@ -70,6 +70,66 @@ def plot_importance_by_corruption(
     InputError
         On missing columns or an estimator without rows.
     """
+    _check_frame(frame, modalities, estimators)
+    prefix = f"{corrupted_name} " if corrupted_name else ""
+    rng = np.random.default_rng(seed)
+    fig = Figure(figsize=(3.2 * len(modalities), 2.8 * len(estimators) + 0.6))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(estimators), len(modalities), squeeze=False, sharey="row")
+    for r, est in enumerate(estimators):
+        rows = frame[frame["estimator"] == est]
+        corrupted = rows["corrupted"].to_numpy(dtype=bool)
+        for c, mod in enumerate(modalities):
+            values = rows[f"importance_{mod}"].to_numpy(dtype=np.float64)
+            _draw_panel(axes[r][c], values, corrupted, rng, prefix)
+            auroc = (
+                corruption_auroc(values, corrupted)
+                if 0 < corrupted.sum() < corrupted.size
+                else float("nan")
+            )
+            axes[r][c].set_title(f"{est}: {mod}  (AUROC low={auroc:.2f})", fontsize=9)
+            if c == 0:
+                axes[r][c].set_ylabel(f"importance ({est})")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    out = Path(out_png)
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    logger.info("wrote %s", out)
+    return out
+
+
+def _draw_panel(
+    ax, values: np.ndarray, corrupted: np.ndarray, rng: np.random.Generator, prefix: str
+) -> None:
+    """One panel: box plots and jittered points of clean vs corrupted patients' importance."""
+    groups = [values[~corrupted], values[corrupted]]
+    box = ax.boxplot(
+        groups,
+        positions=[0, 1],
+        widths=0.5,
+        showfliers=False,
+        patch_artist=True,
+        medianprops={"color": "black"},
+    )
+    for patch, key in zip(box["boxes"], ("clean", "corrupted"), strict=True):
+        patch.set_facecolor(_COLORS[key])
+        patch.set_alpha(0.35)
+    for pos, (key, vals) in enumerate(zip(("clean", "corrupted"), groups, strict=True)):
+        jitter = rng.uniform(-0.15, 0.15, size=vals.size)
+        ax.scatter(pos + jitter, vals, s=4, alpha=0.5, color=_COLORS[key], linewidths=0)
+    ax.set_xticks(
+        [0, 1],
+        [
+            f"{prefix}clean\n(n={(~corrupted).sum()})",
+            f"{prefix}corrupted\n(n={corrupted.sum()})",
+        ],
+    )
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _check_frame(frame: pd.DataFrame, modalities: Sequence[str], estimators: Sequence[str]) -> None:
     needed = ["estimator", "corrupted", *[f"importance_{m}" for m in modalities]]
     missing = [c for c in needed if c not in frame.columns]
     if missing:
@@ -85,53 +145,3 @@ def plot_importance_by_corruption(
             else "plot_importance_by_corruption: no modality to draw",
             hint=f"estimators in the frame: {sorted(frame['estimator'].unique().tolist())}",
         )
-    rng = np.random.default_rng(seed)
-    fig = Figure(figsize=(3.2 * len(modalities), 2.8 * len(estimators) + 0.6))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(len(estimators), len(modalities), squeeze=False, sharey="row")
-    for r, est in enumerate(estimators):
-        rows = frame[frame["estimator"] == est]
-        corrupted = rows["corrupted"].to_numpy(dtype=bool)
-        for c, mod in enumerate(modalities):
-            ax = axes[r][c]
-            values = rows[f"importance_{mod}"].to_numpy(dtype=np.float64)
-            groups = [values[~corrupted], values[corrupted]]
-            box = ax.boxplot(
-                groups,
-                positions=[0, 1],
-                widths=0.5,
-                showfliers=False,
-                patch_artist=True,
-                medianprops={"color": "black"},
-            )
-            for patch, key in zip(box["boxes"], ("clean", "corrupted"), strict=True):
-                patch.set_facecolor(_COLORS[key])
-                patch.set_alpha(0.35)
-            for pos, (key, vals) in enumerate(zip(("clean", "corrupted"), groups, strict=True)):
-                jitter = rng.uniform(-0.15, 0.15, size=vals.size)
-                ax.scatter(pos + jitter, vals, s=4, alpha=0.5, color=_COLORS[key], linewidths=0)
-            prefix = f"{corrupted_name} " if corrupted_name else ""
-            ax.set_xticks(
-                [0, 1],
-                [
-                    f"{prefix}clean\n(n={(~corrupted).sum()})",
-                    f"{prefix}corrupted\n(n={corrupted.sum()})",
-                ],
-            )
-            auroc = (
-                corruption_auroc(values, corrupted)
-                if 0 < corrupted.sum() < corrupted.size
-                else float("nan")
-            )
-            ax.set_title(f"{est}: {mod}  (AUROC low={auroc:.2f})", fontsize=9)
-            if c == 0:
-                ax.set_ylabel(f"importance ({est})")
-            ax.grid(axis="y", alpha=0.3)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    out = Path(out_png)
-    with atomic_path(out) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    logger.info("wrote %s", out)
-    return out

@@ -1,6 +1,6 @@
 """Evaluation metrics as plain functions over numpy arrays.
 
-Classification (SPEC section 4): accuracy and macro recall / precision / F1 of the argmax
+Classification: accuracy and macro recall / precision / F1 of the argmax
 prediction, and AUROC. Survival: Harrell's C-index (identical to lifelines'
 ``concordance_index``) and Uno's IPCW C-index with the censoring distribution estimated by
 Kaplan-Meier on the training data. Seeds are aggregated with :func:`aggregate_seeds` and made

@@ -258,6 +258,76 @@ def _chance_line(dataset: str, results: list[Mapping[str, Any]]) -> tuple[str, l
     return line, long_rows
 
 
+_PAPER_CLASSIFICATION = (
+    ("adni", "Table 2. Performance on ADNI"),
+    ("mimic-iv", "Table 3. Performance on MIMIC-IV"),
+)
+
+
+def _is_tcga(r: Mapping[str, Any]) -> bool:
+    return str(r["dataset"]).startswith("tcga-") and r["task"] == "survival"
+
+
+def _metric_rows(results: Sequence[Mapping[str, Any]]) -> list[tuple]:
+    """One long-form row per (dataset, method, metric)."""
+    rows: list[tuple] = []
+    for res in results:
+        for metric, entry in res["metrics"].items():
+            mu, sd = _stat(res["metrics"], metric)
+            rows.append(
+                (
+                    str(res["dataset"]),
+                    str(res["method"]),
+                    res["task"],
+                    str(metric),
+                    mu,
+                    sd,
+                    _n_seeds(entry),
+                )
+            )
+    return rows
+
+
+def _tcga_sections(tcga: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[tuple]]:
+    """Table 1 (c-index) and, when computed, Table 1b (IPCW c-index) with their long rows."""
+    if not tcga:
+        return [], []
+    text, rows = _tcga_table(tcga, "c_index", "Table 1. Performance on TCGA (c-index)")
+    sections, long_rows = [text], list(rows)
+    if any(math.isfinite(_stat(r["metrics"], "c_index_ipcw")[0]) for r in tcga):
+        text, rows = _tcga_table(
+            tcga, "c_index_ipcw", "Table 1b. Performance on TCGA (Uno's IPCW c-index)"
+        )
+        sections.append(text)
+        long_rows += rows
+    return sections, long_rows
+
+
+def _generic_sections(
+    rest: Sequence[Mapping[str, Any]], cls_cols: list[tuple[str, str, bool]]
+) -> tuple[list[str], list[tuple]]:
+    """A table per (dataset, task) outside the paper's tables, with chance-level rows."""
+    sections: list[str] = []
+    long_rows: list[tuple] = []
+    for dataset in sorted({str(r["dataset"]) for r in rest}):
+        for task in _TASKS:
+            part = [r for r in rest if str(r["dataset"]) == dataset and r["task"] == task]
+            if not part:
+                continue
+            if task == "classification":
+                cols = [*cls_cols, ("auroc", "AUROC", False)]
+            else:
+                cols = [("c_index", "c-index", False), ("c_index_ipcw", "IPCW c-index", False)]
+            header = ["Method", *(label for _, label, _ in cols)]
+            text = f"### {dataset} ({task})\n\n" + _md_table(header, _cls_rows(part, cols))
+            if task == "classification":
+                line, rows = _chance_line(dataset, part)
+                text += "\n\n" + line
+                long_rows += rows
+            sections.append(text)
+    return sections, long_rows
+
+
 def render_tables(results: Sequence[Mapping[str, Any]], note: str = "") -> tuple[str, pd.DataFrame]:
     """Lay out Tables 1-3 of the paper (and generic tables) from aggregated results.
 
@@ -288,45 +358,13 @@ def render_tables(results: Sequence[Mapping[str, Any]], note: str = "") -> tuple
         (dataset, method).
     """
     results = _validate(results)
-    long_rows: list[tuple] = []
-    for res in results:
-        for metric, entry in res["metrics"].items():
-            mu, sd = _stat(res["metrics"], metric)
-            long_rows.append(
-                (
-                    str(res["dataset"]),
-                    str(res["method"]),
-                    res["task"],
-                    str(metric),
-                    mu,
-                    sd,
-                    _n_seeds(entry),
-                )
-            )
-
-    def is_tcga(r: Mapping[str, Any]) -> bool:
-        return str(r["dataset"]).startswith("tcga-") and r["task"] == "survival"
-
-    sections: list[str] = []
-    tcga = [r for r in results if is_tcga(r)]
-    if tcga:
-        text, rows = _tcga_table(tcga, "c_index", "Table 1. Performance on TCGA (c-index)")
-        sections.append(text)
-        long_rows += rows
-        if any(math.isfinite(_stat(r["metrics"], "c_index_ipcw")[0]) for r in tcga):
-            text, rows = _tcga_table(
-                tcga, "c_index_ipcw", "Table 1b. Performance on TCGA (Uno's IPCW c-index)"
-            )
-            sections.append(text)
-            long_rows += rows
-
-    paper_cls = [
-        ("adni", "Table 2. Performance on ADNI"),
-        ("mimic-iv", "Table 3. Performance on MIMIC-IV"),
-    ]
+    long_rows = _metric_rows(results)
+    tcga = [r for r in results if _is_tcga(r)]
+    sections, rows = _tcga_sections(tcga)
+    long_rows += rows
     done = {id(r) for r in tcga}
     cls_cols = [(k, f"{label} (%)", True) for k, label in _CLS_COLUMNS]
-    for dataset, title in paper_cls:
+    for dataset, title in _PAPER_CLASSIFICATION:
         part = [r for r in results if r["dataset"] == dataset and r["task"] == "classification"]
         if not part:
             continue
@@ -336,24 +374,9 @@ def render_tables(results: Sequence[Mapping[str, Any]], note: str = "") -> tuple
         line, rows = _chance_line(dataset, part)
         sections.append(text + "\n\n" + line)
         long_rows += rows
-
-    rest = [r for r in results if id(r) not in done]
-    for dataset in sorted({str(r["dataset"]) for r in rest}):
-        for task in _TASKS:
-            part = [r for r in rest if str(r["dataset"]) == dataset and r["task"] == task]
-            if not part:
-                continue
-            if task == "classification":
-                cols = [*cls_cols, ("auroc", "AUROC", False)]
-            else:
-                cols = [("c_index", "c-index", False), ("c_index_ipcw", "IPCW c-index", False)]
-            header = ["Method", *(label for _, label, _ in cols)]
-            text = f"### {dataset} ({task})\n\n" + _md_table(header, _cls_rows(part, cols))
-            if task == "classification":
-                line, rows = _chance_line(dataset, part)
-                text += "\n\n" + line
-                long_rows += rows
-            sections.append(text)
+    texts, rows = _generic_sections([r for r in results if id(r) not in done], cls_cols)
+    sections += texts
+    long_rows += rows
 
     head = "# Results\n\n" + (note.strip() + " " if note else "")
     head += "Mean±std over seeds (population std, ddof=0); n/a = not computable."

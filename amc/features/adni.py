@@ -605,7 +605,7 @@ def extract_genomic(
     subject's fraction of missing calls. Why 0: PLINK 1.9 ``--recode A`` counts the minor allele
     by default, so 0 is the most common genotype at almost every variant (mode imputation that
     needs no statistics); an imputation by allele frequency would have to be fitted, which must
-    happen on the training split only (SPEC section 4). The missing rate lets the model discount
+    happen on the training split only. The missing rate lets the model discount
     poorly genotyped subjects. The array is filled in place (no second ``(P, V)`` copy).
 
     Returns

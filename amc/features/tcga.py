@@ -272,7 +272,7 @@ def extract_report_features(
     device: str = "auto",
     show_progress: bool = True,
 ) -> dict[str, Any]:
-    """Embed every patient's report and write the ``report`` feature Parquet (SPEC section 4).
+    """Embed every patient's report and write the ``report`` feature Parquet.
 
     Parameters
     ----------

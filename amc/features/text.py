@@ -35,7 +35,7 @@ import torch
 from tqdm.auto import tqdm
 
 from amc.errors import InputError
-from amc.training.device import select_device
+from amc.runtime import select_device
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -133,7 +133,9 @@ def _load(folder: str, device: str) -> tuple[Any, Any]:
 def text_encoder_info(model_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """Name, version and output dimension of the text encoder, for Parquet metadata.
 
-    Returns:
+    Returns
+    -------
+    dict
         ``{"name", "version", "dim", "path"}``. For the bundled MiniLM, ``version`` is the
         package version; for a local folder it is ``sha256:<16 hex>`` of its config and weights.
     """
@@ -207,7 +209,7 @@ def embed_texts(
     stride:
         Tokens shared by consecutive chunks of one text; ``0 <= stride < max_length - 2``.
     device:
-        ``auto`` | ``cpu`` | ``cuda`` (see :func:`amc.training.device.select_device`).
+        ``auto`` | ``cpu`` | ``cuda`` (see :func:`amc.runtime.select_device`).
     show_progress:
         tqdm bar over batches.
 

@@ -9,7 +9,7 @@ own OpenSlide handle. Whole levels are never read into memory.
 
 Per-slide outputs (``<slide>.npz``: patch embeddings and level-0 coordinates) are written
 atomically, so an interrupted :func:`extract_slide_features` resumes where it stopped;
-:func:`assemble_wsi_table` then writes the case-level feature Parquet (SPEC section 4).
+:func:`assemble_wsi_table` then writes the case-level feature Parquet.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from amc.data.store import atomic_path, write_features
 from amc.errors import InputError
 from amc.features.tcga import case_barcode
-from amc.training.device import select_device
+from amc.runtime import select_device
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""AMC model: public API (SPEC section 6)."""
+"""AMC model: public API."""
 
 from amc.model.attention import DifferentialAttention, VanillaAttention
 from amc.model.fusion import modality_importance, replace_uninformative_tokens, token_scores

@@ -1,4 +1,4 @@
-"""The AMC network (paper section 4, SPEC section 6).
+"""The AMC network (paper section 4).
 
 encoder per modality -> ``encoder_layers`` vanilla layers per modality -> ``layers`` improved
 blocks on the modalities stacked along the batch axis (attention within a modality, O(M N^2))
@@ -74,7 +74,7 @@ class AMCConfig:
 
 @dataclass
 class AMCOutput:
-    """What :meth:`AMC.forward` returns (shapes in SPEC section 6)."""
+    """What :meth:`AMC.forward` returns (shapes in the field comments)."""
 
     logits: torch.Tensor  # (B, C) or (B, T)
     modality_importance: torch.Tensor  # (B, M)
@@ -169,7 +169,7 @@ class AMC(nn.Module):
             inputs: name -> (B, F) vector, (B, 1, X, Y, Z) volume, or (bag (B, P, F), mask (B, P)).
                 Absent modalities may hold anything (zeros); ``present`` masks them out.
             present: (B, M) bool, True where the modality exists (default: all present).
-            fuse: apply token fusion (False during warm-up epochs, SPEC section 9).
+            fuse: apply token fusion (False during the warm-up epochs).
         """
         c = self.config
         x = self.encode(inputs)  # (B, M, N, D)

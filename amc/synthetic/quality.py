@@ -4,7 +4,7 @@
 
 ============  =====================================================================
 patient_id    str, the same id the feature tables use
-modality      str, the modality name of SPEC section 3 (``lab``, ``note``, ``code``, ...)
+modality      str, the modality name the dataset uses (``lab``, ``note``, ``code``, ...)
 quality       float in [0, 1]; 1 = clean, 0 = no usable information (e.g. missing)
 corruption    ``none`` | ``noise`` | ``template`` | ``sparse`` | ``missing`` | ``batch``
 ============  =====================================================================

@@ -1,40 +1,5 @@
-"""The one place that decides the device and the autocast precision."""
+"""Kept so existing imports work: the device helpers live in :mod:`amc.runtime`."""
 
-from __future__ import annotations
+from amc.runtime import autocast, autocast_dtype, select_device
 
-import contextlib
-from typing import Literal
-
-import torch
-
-from amc.errors import InputError
-
-
-def select_device(device: Literal["auto", "cpu", "cuda"] | str = "auto") -> torch.device:
-    """``auto`` picks CUDA when available, else CPU. ``cuda`` without a GPU is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            "train.device=cuda but no CUDA device is available",
-            hint="use train.device=auto or cpu",
-        )
-    if device not in ("cpu", "cuda"):
-        raise InputError(f"train.device={device!r} is not one of auto, cpu, cuda")
-    return torch.device(device)
-
-
-def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """bf16 autocast on CUDA for ``auto``/``bf16``; ``None`` (fp32) on CPU or for ``fp32``."""
-    if precision not in ("auto", "fp32", "bf16"):
-        raise InputError(f"train.precision={precision!r} is not one of auto, fp32, bf16")
-    if precision == "fp32" or device.type != "cuda":
-        return None
-    return torch.bfloat16
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """Autocast context for ``dtype`` on ``device``; a no-op when ``dtype`` is None."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+__all__ = ["autocast", "autocast_dtype", "select_device"]

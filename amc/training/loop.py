@@ -11,17 +11,18 @@ import hashlib
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
+from amc.config import TrainSettings  # built from the params schema; re-exported
 from amc.data.cohort import Cohort, check_modalities_in_splits
 from amc.data.preprocess import ModalityScaler, fit_scaler, output_dim
-from amc.evaluation.metrics import classification_metrics, concordance_index
 from amc.model import AMC, AMCConfig
 from amc.model.heads import discretize_time, risk_score, survival_bin_edges
 from amc.model.losses import classification_loss, survival_nll
@@ -29,24 +30,6 @@ from amc.training.device import autocast, autocast_dtype, select_device
 from amc.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainSettings:
-    """Optimisation settings (params ``train`` and ``loss`` blocks)."""
-
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    epochs: int = 30
-    warmup_epochs: int = 5
-    batch_size: int = 64
-    patience: int = 10
-    device: str = "auto"
-    precision: str = "auto"
-    num_threads: int = 0
-    instance: float = 0.1
-    token: float = 0.1
-    balance: float = 0.01
 
 
 def fit_preprocessing(
@@ -139,12 +122,25 @@ def run_model(
 
 
 def validation_score(task: str, logits: np.ndarray, cohort: Cohort) -> float:
-    """Macro F1 (classification) or Harrell's C-index (survival): higher is better."""
+    """Model-selection score: macro F1 (classification) or Harrell's C-index (survival).
+
+    Computed with scikit-learn / lifelines directly, the same numbers as
+    :mod:`amc.evaluation.metrics` reports, so training does not import the evaluation floor.
+    """
     if task == "classification":
-        prob = torch.softmax(torch.from_numpy(logits), -1).numpy()
-        return classification_metrics(cohort.labels, prob)["f1"]
-    risk = risk_score(torch.from_numpy(logits)).numpy()
-    return concordance_index(cohort.time, cohort.event, risk)
+        prob = torch.softmax(torch.from_numpy(logits), -1).numpy().astype(np.float64)
+        pred = prob.argmax(axis=1)
+        return float(f1_score(cohort.labels, pred, average="macro", zero_division=0))
+    from lifelines.utils import concordance_index  # slow import: only survival tasks need it
+
+    risk = risk_score(torch.from_numpy(logits)).numpy().astype(np.float64).reshape(-1)
+    time = np.asarray(cohort.time, dtype=np.float64).reshape(-1)
+    event = np.asarray(cohort.event, dtype=np.float64).reshape(-1).astype(bool)
+    try:
+        return float(concordance_index(time, -risk, event))
+    except ZeroDivisionError:
+        log.warning("validation C-index undefined: no comparable pairs; NaN")
+        return math.nan
 
 
 def train_model(

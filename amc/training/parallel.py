@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -20,18 +19,12 @@ from typing import TypeVar
 import torch
 from tqdm.auto import tqdm
 
+from amc.runtime import available_cores, threads_per_worker  # noqa: F401  (re-exported)
+
 T = TypeVar("T")
 R = TypeVar("R")
 
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (respects taskset / container CPU affinity)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def resolve_workers(workers: int | str, jobs: int, device: torch.device) -> int:
@@ -43,11 +36,6 @@ def resolve_workers(workers: int | str, jobs: int, device: torch.device) -> int:
     if workers in ("auto", 0, None):
         workers = 1 if device.type == "cuda" else available_cores()
     return max(1, min(int(workers), jobs))
-
-
-def threads_per_worker(workers: int, num_threads: int = 0) -> int:
-    """Torch threads per worker: ``num_threads`` if set, else the cores shared out evenly."""
-    return num_threads if num_threads > 0 else max(1, available_cores() // workers)
 
 
 def _init_worker(threads: int, log_level: int) -> None:

@@ -1,0 +1,59 @@
+"""Runtime choices shared by training, inference and feature extraction.
+
+The one place that decides the device, the autocast precision and the CPU threads per worker;
+it sits on the lowest floor so feature extractors and training both import it
+(docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Literal
+
+import torch
+
+from amc.errors import InputError
+
+
+def select_device(device: Literal["auto", "cpu", "cuda"] | str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else CPU. ``cuda`` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError(
+            "train.device=cuda but no CUDA device is available",
+            hint="use train.device=auto or cpu",
+        )
+    if device not in ("cpu", "cuda"):
+        raise InputError(f"train.device={device!r} is not one of auto, cpu, cuda")
+    return torch.device(device)
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """bf16 autocast on CUDA for ``auto``/``bf16``; ``None`` (fp32) on CPU or for ``fp32``."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise InputError(f"train.precision={precision!r} is not one of auto, fp32, bf16")
+    if precision == "fp32" or device.type != "cuda":
+        return None
+    return torch.bfloat16
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """Autocast context for ``dtype`` on ``device``; a no-op when ``dtype`` is None."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (respects taskset / container CPU affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def threads_per_worker(workers: int, num_threads: int = 0) -> int:
+    """Torch threads per worker: ``num_threads`` if set, else the cores shared out evenly."""
+    return num_threads if num_threads > 0 else max(1, available_cores() // workers)

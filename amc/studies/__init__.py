@@ -1,0 +1,1 @@
+"""Studies: controlled experiments built on the library (one module per study)."""

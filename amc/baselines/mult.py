@@ -11,8 +11,9 @@ Simplifications: the 1D temporal convolutions and sinusoidal positions of the pa
 by AMC's encoders (which carry learned positions); a target's concatenated streams are projected
 back to width D before its self-attention layer; outputs are mean-pooled over tokens instead of
 taking the last time step (medical tokens are not a time series). Missing modalities (the paper
-assumes all present): a stream whose source is absent is zeroed, and an absent target contributes
-a zero vector to the head.
+assumes all present): a target attends to nothing in an absent source, so that stream carries
+only the target's own tokens (residual and feed-forward), and an absent target contributes a zero
+vector to the head.
 """
 
 from __future__ import annotations
@@ -43,10 +44,13 @@ class CrossModalLayer(nn.Module):
         self.ff = nn.Sequential(nn.Linear(dim, 2 * dim), nn.GELU(), nn.Linear(2 * dim, dim))
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, target: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, target: torch.Tensor, source: torch.Tensor, source_present: torch.Tensor
+    ) -> torch.Tensor:
+        """``source_present`` (B,) bool: where False the source adds nothing to the target."""
         kv = self.norm_kv(source)
         h, _ = self.attn(self.norm_q(target), kv, kv, need_weights=False)
-        x = target + self.dropout(h)
+        x = target + self.dropout(h) * source_present[:, None, None].to(h.dtype)
         return x + self.dropout(self.ff(self.norm_ff(x)))
 
 
@@ -85,13 +89,15 @@ class MulT(nn.Module):
     def _key(source: int, target: int) -> str:
         return f"{source}_to_{target}"
 
-    def streams(self, tokens: torch.Tensor) -> dict[tuple[int, int], torch.Tensor]:
-        """Crossmodal streams: (source j, target i) -> (B, N, D), from tokens (B, M, N, D)."""
+    def streams(
+        self, tokens: torch.Tensor, present: torch.Tensor
+    ) -> dict[tuple[int, int], torch.Tensor]:
+        """Crossmodal streams (source j, target i) -> (B, N, D) from tokens (B, M, N, D)."""
         out = {}
         for j, i in self.pairs:
             x = tokens[:, i]
             for layer in self.cross[self._key(j, i)]:
-                x = layer(x, tokens[:, j])
+                x = layer(x, tokens[:, j], present[:, j])
             out[(j, i)] = x
         return out
 
@@ -103,11 +109,11 @@ class MulT(nn.Module):
     ) -> BaselineOutput:
         present = resolve_present(present, inputs, len(self.names))
         tokens = self.encoders(inputs, present)  # (B, M, N, D)
-        streams = self.streams(tokens)
+        streams = self.streams(tokens, present)
         mask = present.to(tokens.dtype)
         pooled = []
         for i in range(len(self.names)):
-            into = [streams[(j, i)] * mask[:, j, None, None] for j, t in self.pairs if t == i]
+            into = [streams[(j, i)] for j, t in self.pairs if t == i]
             z = self.self_attn[i](self.merge[i](torch.cat(into, dim=-1)))
             pooled.append(self.norm(z).mean(dim=1) * mask[:, i : i + 1])
         return BaselineOutput(logits=self.head(torch.cat(pooled, dim=-1)))

@@ -179,3 +179,13 @@ def test_method_options_reach_the_model_and_the_checkpoint(tmp_path):
     assert ckpt["method_options"] == {"modality": "b"}
     model = load_model(ckpt, torch.device("cpu"))
     assert model.encoders.names == ["b"]
+
+
+def test_a_batch_without_any_modality_stays_finite():
+    config = AMCConfig(modalities={"a": 4, "b": 3}, **TINY)
+    x = {"a": torch.randn(3, 4), "b": torch.randn(3, 3)}
+    nothing = torch.zeros(3, 2, dtype=torch.bool)
+    for name in NAMES:
+        out = build_model(name, config).train()(x, nothing)
+        for value in (out.logits, *out.aux_losses.values()):
+            assert torch.isfinite(value).all(), name

@@ -80,6 +80,9 @@ class LiMoELayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns the new x, the load-balancing loss and (T_valid, E) router probabilities."""
         x = self.attn(x, padding)
+        if not valid.any():  # no modality in the whole batch: nothing to route
+            zero = x.new_zeros((), dtype=torch.float32)
+            return x, zero, x.new_zeros(0, self.moe.num_experts, dtype=torch.float32)
         h = self.norm(x[valid])  # (T_valid, D): absent tokens are never routed
         out, balance = self.moe(h)
         probs = self.moe.gate(h).float().softmax(dim=-1)

@@ -189,3 +189,32 @@ def test_a_batch_without_any_modality_stays_finite():
         out = build_model(name, config).train()(x, nothing)
         for value in (out.logits, *out.aux_losses.values()):
             assert torch.isfinite(value).all(), name
+
+
+def test_random_views_are_seeded_and_resume_exactly(tmp_path, monkeypatch):
+    """MUSE draws random edge drops: same seed, same model; an interrupted run resumes exactly."""
+    import amc.training.loop as loop
+
+    cohort, split = _cohort(tmp_path, "classification")
+    settings = TrainSettings(epochs=3, batch_size=16, patience=5, device="cpu")
+    model_config = {**TINY, "method": "muse"}
+    first = train_model(cohort, split, model_config, settings, seed=3)
+    second = train_model(cohort, split, model_config, settings, seed=3)
+    assert [h["loss"] for h in first["history"]] == [h["loss"] for h in second["history"]]
+    assert all(h["muse_contrastive"] > 0 for h in first["history"])
+
+    real, calls = loop.validation_score, {"n": 0}
+
+    def crash_on_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    resume = tmp_path / "muse.resume.pt"
+    monkeypatch.setattr(loop, "validation_score", crash_on_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        train_model(cohort, split, model_config, settings, seed=3, resume_path=resume)
+    monkeypatch.setattr(loop, "validation_score", real)
+    resumed = train_model(cohort, split, model_config, settings, seed=3, resume_path=resume)
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in first["history"]]

@@ -11,7 +11,8 @@ next to the usual load-balancing loss (reported as ``balance``).
 
 Simplifications: AMC's encoders replace the per-modality patch / word embeddings, plus a learned
 modality-type embedding; the contrastive image-text objective is replaced by the task head on the
-mean of all present tokens; the entropy losses are averaged over modalities and MoE layers and
+mean of all present tokens; every layer's feed-forward is an MoE (the paper alternates dense
+and MoE layers); the entropy losses are averaged over modalities and MoE layers and
 weighted by the options (no per-modality tau). Absent modalities contribute no tokens: they are
 masked out of attention, skip the MoE layers and the pooling.
 """

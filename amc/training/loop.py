@@ -20,10 +20,11 @@ import torch
 from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
+from amc.baselines import build_model
 from amc.config import TrainSettings  # built from the params schema; re-exported
 from amc.data.cohort import Cohort, check_modalities_in_splits
 from amc.data.preprocess import ModalityScaler, fit_scaler, output_dim
-from amc.model import AMC, AMCConfig
+from amc.model import AMCConfig
 from amc.model.heads import discretize_time, risk_score, survival_bin_edges
 from amc.model.losses import classification_loss, survival_nll
 from amc.training.device import autocast, autocast_dtype, select_device
@@ -100,7 +101,7 @@ def _task_loss(
 
 @torch.inference_mode()
 def run_model(
-    model: AMC,
+    model: torch.nn.Module,
     inputs: dict[str, torch.Tensor],
     present: torch.Tensor,
     fuse: bool,
@@ -108,16 +109,19 @@ def run_model(
     dtype: torch.dtype | None,
     batch_size: int = 256,
 ) -> dict[str, np.ndarray]:
-    """Eval-mode forward over all rows: logits, importance, token scores, replaced counts."""
+    """Eval-mode forward over all rows: logits, and AMC's importance and replaced counts when the
+    model returns them (the compared methods do not)."""
     model.eval()
-    parts: dict[str, list[np.ndarray]] = {"logits": [], "importance": [], "replaced": []}
+    parts: dict[str, list[np.ndarray]] = {"logits": []}
     for idx in _batches(len(present), batch_size, None):
         batch = {k: v[idx].to(device) for k, v in inputs.items()}
         with autocast(device, dtype):
             out = model(batch, present[idx].to(device), fuse=fuse)
         parts["logits"].append(out.logits.float().cpu().numpy())
-        parts["importance"].append(out.modality_importance.float().cpu().numpy())
-        parts["replaced"].append((out.replaced_from >= 0).sum(-1).cpu().numpy())
+        if out.modality_importance is not None:
+            parts.setdefault("importance", []).append(out.modality_importance.float().cpu().numpy())
+        if out.replaced_from is not None:
+            parts.setdefault("replaced", []).append((out.replaced_from >= 0).sum(-1).cpu().numpy())
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
@@ -157,13 +161,17 @@ def train_model(
 
     Args:
         cohort: the whole dataset. split: (P,) ``train`` / ``val`` / ``test`` per patient.
-        model_config: :class:`AMCConfig` fields except ``modalities`` / ``task`` / classes / bins.
+        model_config: :class:`AMCConfig` fields except ``modalities`` / ``task`` / classes / bins,
+            plus optionally ``method`` (default "amc", else a name of ``amc.baselines.METHODS``)
+            and ``method_options`` (that method's options). Every method trains here, with the
+            same losses, selection, early stopping and resume; only AMC has a fusion warm-up.
         resume_path: a file where the running state is saved after every epoch; if it exists
             and was written for the same config, training resumes from it.
 
     Returns:
-        checkpoint dict (``state_dict``, ``config``, ``scalers``, ``cuts``, ``class_names``,
-        ``best_epoch``, ``best_val``, ``fused``, ``history``), ready for :func:`predict`.
+        checkpoint dict (``state_dict``, ``config``, ``method``, ``method_options``, ``scalers``,
+        ``cuts``, ``class_names``, ``best_epoch``, ``best_val``, ``fused``, ``history``), ready for
+        :func:`predict`.
     """
     if settings.num_threads:
         torch.set_num_threads(settings.num_threads)
@@ -177,18 +185,21 @@ def train_model(
     scalers = fit_preprocessing(cohort, train_idx, max_features)
     cuts = None
     config_kwargs = dict(model_config)
+    method = config_kwargs.pop("method", "amc")
+    method_options = dict(config_kwargs.pop("method_options", None) or {})
     if cohort.task == "survival":
         cuts = survival_bin_edges(train.time, train.event, config_kwargs.get("num_bins", 4))
         config_kwargs["num_bins"] = len(cuts) + 1
     else:
         config_kwargs["num_classes"] = len(cohort.class_names)
     config = AMCConfig(modalities=input_sizes(cohort, scalers), task=cohort.task, **config_kwargs)
-    model = AMC(config).to(device)
+    model = build_model(method, config, method_options).to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )
-    fusion_on = config.fusion and config.layers >= 2
-    # Select only among epochs that fuse, so the chosen model is an AMC model.
+    fusion_on = method == "amc" and config.fusion and config.layers >= 2
+    # Select only among epochs that fuse, so the chosen model is an AMC model (other methods
+    # have no warm-up: selection from epoch 0).
     select_from = settings.warmup_epochs if fusion_on else 0
     x_train, p_train = model_inputs(train, scalers), torch.from_numpy(train.present)
     x_val, p_val = model_inputs(val, scalers), torch.from_numpy(val.present)
@@ -196,6 +207,8 @@ def train_model(
     # A saved state is reused only for the same settings, data, split and library code.
     signature = {
         "config": asdict(config),
+        "method": method,
+        "method_options": method_options,
         "settings": asdict(settings),
         "seed": seed,
         "data": _fingerprint(cohort, split),
@@ -238,15 +251,17 @@ def train_model(
                 {k: v.to(device) for k, v in y_train.items()},
                 idx.to(device),
             )
-            loss = task + sum(weights[k] * out.aux_losses[k].float() for k in weights)
+            # AMC's aux losses are weighted by the loss.* params; any other method's aux loss
+            # carries its own coefficient (from its options) and is added as is.
+            loss = task + sum(weights.get(k, 1.0) * v.float() for k, v in out.aux_losses.items())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
             totals["loss"] += loss.item()
             totals["task"] += task.item()
-            for k in weights:
-                totals[k] += float(out.aux_losses[k].detach())
+            for k, v in out.aux_losses.items():
+                totals[k] = totals.get(k, 0.0) + float(v.detach())
             steps += 1
         val_out = run_model(model, x_val, p_val, fuse, device, dtype)
         score = validation_score(cohort.task, val_out["logits"], val)
@@ -296,6 +311,8 @@ def train_model(
     return {
         "state_dict": state["best_state"],
         "config": asdict(config),
+        "method": method,
+        "method_options": method_options,
         "scalers": scalers,
         "cuts": cuts,
         "class_names": cohort.class_names,
@@ -356,12 +373,17 @@ def _save_resume(path, model, optimizer, generator, state, signature) -> None:
         )
 
 
-def load_model(checkpoint: dict[str, Any], device: torch.device) -> AMC:
+def load_model(checkpoint: dict[str, Any], device: torch.device) -> torch.nn.Module:
+    """Rebuild a trained model (any method; a checkpoint without ``method`` is AMC)."""
     config = dict(checkpoint["config"])
     config["modalities"] = {
         k: tuple(v) if isinstance(v, list) else v for k, v in config["modalities"].items()
     }
-    model = AMC(AMCConfig(**config))
+    model = build_model(
+        checkpoint.get("method", "amc"),
+        AMCConfig(**config),
+        checkpoint.get("method_options") or {},
+    )
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(device).eval()
 
@@ -371,8 +393,8 @@ def predict(
 ) -> dict[str, np.ndarray]:
     """Predictions of a trained checkpoint on ``cohort``.
 
-    Returns ``prob`` (P, C) or ``risk`` (P,), ``importance`` (P, M) and ``replaced`` (P, M):
-    how many tokens of each modality were replaced in the last fusion step.
+    Returns ``prob`` (P, C) or ``risk`` (P,); for AMC also ``importance`` (P, M) and
+    ``replaced`` (P, M): how many tokens of each modality were replaced in the last fusion step.
     """
     dev = select_device(device)
     dtype = autocast_dtype(dev, precision)
@@ -385,7 +407,7 @@ def predict(
         dev,
         dtype,
     )
-    result = {"importance": out["importance"], "replaced": out["replaced"]}
+    result = {k: out[k] for k in ("importance", "replaced") if k in out}
     logits = torch.from_numpy(out["logits"])
     if cohort.task == "classification":
         result["prob"] = torch.softmax(logits, -1).numpy()

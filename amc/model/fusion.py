@@ -1,4 +1,4 @@
-"""AMC's customized token fusion (paper eqs. 2-4, SPEC section 6), as plain tensor functions.
+"""AMC's customized token fusion (paper eqs. 2-4), as plain tensor functions.
 
 Shapes: B samples, M modalities, N tokens per modality, D hidden size. ``A`` is the
 head-averaged attention map of one improved block, (B, M, N, N).

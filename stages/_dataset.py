@@ -98,6 +98,7 @@ def model_kwargs(ds: dict[str, Any]) -> dict[str, Any]:
         token_score=f["token_score"],
         replace_rule=f["replace_rule"],
         temperature=ds["loss"]["temperature"],
+        token_pairs=ds["loss"]["token_pairs"],
         encoders=dict(ds.get("encoders") or {}),
     )
     if ds["task"] == "survival":

@@ -63,6 +63,7 @@ SCHEMA: dict[str, tuple[Any, str]] = {
     "loss.token": (_num(0, float("inf")), "a number >= 0"),
     "loss.balance": (_num(0, float("inf")), "a number >= 0"),
     "loss.temperature": (_num(0, float("inf"), lo_open=True), "a number > 0"),
+    "loss.token_pairs": (_one_of("all", "ring"), "all | ring"),
     "train.lr": (_num(0, 1, lo_open=True), "a number in (0, 1]"),
     "train.weight_decay": (_num(0, float("inf")), "a number >= 0"),
     "train.epochs": (_pos_int, "a positive integer"),

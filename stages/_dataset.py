@@ -97,6 +97,7 @@ def model_kwargs(ds: dict[str, Any]) -> dict[str, Any]:
         importance=f["importance"],
         token_score=f["token_score"],
         replace_rule=f["replace_rule"],
+        pooling=f["pooling"],
         temperature=ds["loss"]["temperature"],
         token_pairs=ds["loss"]["token_pairs"],
         encoders=dict(ds.get("encoders") or {}),
@@ -124,8 +125,10 @@ def method_label(ds: dict[str, Any]) -> str:
         )
     if f["token_score"] == "linear":
         parts.append("w/ Original Token Fusion")
-    if f["replace_rule"] == "paper":
-        parts.append("w/ paper K rule")
+    if f["replace_rule"] in ("paper", "deficit"):
+        parts.append(f"w/ {f['replace_rule']} K rule")
+    if f["pooling"] == "importance":
+        parts.append("w/ importance pooling")
     if ds["kind"] == "adni" and not ds.get("drop_incomplete", False):
         parts.append("w/ missing modality")
     return "AMC" + ("" if not parts else " " + ", ".join(parts))

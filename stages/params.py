@@ -58,7 +58,11 @@ SCHEMA: dict[str, tuple[Any, str]] = {
         "mean | std | max | alignment",
     ),
     "fusion.token_score": (_one_of("attention", "linear"), "attention | linear"),
-    "fusion.replace_rule": (_one_of("complement", "paper"), "complement | paper"),
+    "fusion.replace_rule": (
+        _one_of("complement", "paper", "deficit"),
+        "complement | paper | deficit",
+    ),
+    "fusion.pooling": (_one_of("concat", "importance"), "concat | importance"),
     "loss.instance": (_num(0, float("inf")), "a number >= 0"),
     "loss.token": (_num(0, float("inf")), "a number >= 0"),
     "loss.balance": (_num(0, float("inf")), "a number >= 0"),

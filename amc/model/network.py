@@ -3,7 +3,7 @@
 encoder per modality -> ``encoder_layers`` vanilla layers per modality -> ``layers`` improved
 blocks on the modalities stacked along the batch axis (attention within a modality, O(M N^2))
 -> AMC token fusion between adjacent blocks from the block's own map -> mean-pool each modality,
-concatenate (B, M*D) -> linear head.
+(optionally weight each by the importance that drove fusion) -> concatenate (B, M*D) -> head.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from amc.model.encoders import (
 from amc.model.fusion import (
     LinearTokenScorer,
     alignment_importance,
+    importance_pooling,
     modality_importance,
     replace_uninformative_tokens,
     replacement_counts,
@@ -63,7 +64,8 @@ class AMCConfig:
     fusion: bool = True
     importance: Literal["mean", "std", "max", "alignment"] = "mean"
     token_score: Literal["attention", "linear"] = "attention"
-    replace_rule: Literal["complement", "paper"] = "complement"
+    replace_rule: Literal["complement", "paper", "deficit"] = "complement"
+    pooling: Literal["concat", "importance"] = "concat"
     temperature: float = 0.1
     token_pairs: Literal["all", "ring"] = "all"
     encoders: dict[str, EncoderKind] = field(default_factory=dict)
@@ -120,6 +122,8 @@ class AMC(nn.Module):
         self.config = c = config
         if not c.modalities:
             raise ValueError("AMCConfig.modalities is empty")
+        if c.pooling not in ("concat", "importance"):
+            raise ValueError(f"fusion.pooling={c.pooling!r} is not one of concat, importance")
         self.names = list(c.modalities)
         self.encoders = nn.ModuleDict()
         for name, size in c.modalities.items():
@@ -268,8 +272,10 @@ class AMC(nn.Module):
         if not fused:
             # Without fusion nothing imputed the absent modalities: keep them out of the head.
             pooled = pooled * present.view(b, m, 1).to(pooled.dtype)
-        logits = self.head(pooled.reshape(b, m * d))
         final = steps[-1]
+        if c.pooling == "importance":
+            pooled = importance_pooling(pooled, final.modality_importance, present)
+        logits = self.head(pooled.reshape(b, m * d))
         return AMCOutput(
             logits=logits,
             modality_importance=final.modality_importance,

@@ -76,7 +76,16 @@ class FusionParams:
     )
     token_score: str = key("attention", one_of("attention", "linear"), "token scorer", "model")
     replace_rule: str = key(
-        "complement", one_of("complement", "paper"), "how many tokens are replaced", "model"
+        "complement",
+        one_of("complement", "paper", "deficit"),
+        "how many tokens are replaced (deficit: K from the importance deficit)",
+        "model",
+    )
+    pooling: str = key(
+        "concat",
+        one_of("concat", "importance"),
+        "pooled modalities concatenated as they are, or weighted by the fusion's importance",
+        "model",
     )
 
 
@@ -88,6 +97,12 @@ class LossParams:
     token: float = key(0.1, number(0), "weight of the token contrastive loss", "train")
     balance: float = key(0.01, number(0), "weight of the MoE load-balancing loss", "train")
     temperature: float = key(0.1, number(0, low_open=True), "contrastive temperature", "model")
+    token_pairs: str = key(
+        "all",
+        one_of("all", "ring"),
+        "L_T over all M(M-1)/2 modality pairs, or a ring of M pairs (linear in M)",
+        "model",
+    )
 
 
 @dataclass

@@ -27,10 +27,15 @@ The fusion step alone (token_scores + modality_importance + replace_uninformativ
 and backward on a (B, M, N, N) map and (B, M, N, D) tokens) is timed against one improved block's
 forward + backward on the same tokens; goal: < 10 %.
 
+``--token-pairs all ring`` replaces the design comparison by AMC's full training step under each
+L_T pair scheme (``loss.token_pairs``: all M(M-1)/2 modality pairs or a ring of M), over
+M = 2 4 8 12 at N = 16 by default, with the growth exponent in M per scheme
+(output benchmarks/results/token_pairs.json unless ``--out``).
+
 Usage::
 
     python benchmarks/model_throughput.py [--quick] [--device auto|cpu|cuda]
-        [--out benchmarks/results/model_throughput.json]
+        [--out benchmarks/results/model_throughput.json] [--token-pairs all ring]
 """
 
 from __future__ import annotations
@@ -222,13 +227,26 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
 
 
 def build_model(
-    design: str, num_modalities: int, num_tokens: int, features: int, dropout: float = 0.1
+    design: str,
+    num_modalities: int,
+    num_tokens: int,
+    features: int,
+    dropout: float = 0.1,
+    token_pairs: str = "all",
 ) -> nn.Module:
-    """An AMC or concat model at the Table 7 width with ``num_modalities`` vector modalities."""
+    """An AMC or concat model at the Table 7 width with ``num_modalities`` vector modalities.
+
+    ``token_pairs``: AMC's L_T pair scheme (``all`` | ``ring``, ``loss.token_pairs``).
+    """
     modalities = {f"m{i}": features for i in range(num_modalities)}
     if design in ("amc", "amc_core"):
         config = AMCConfig(
-            modalities=dict(modalities), num_classes=2, tokens=num_tokens, dropout=dropout, **SHARED
+            modalities=dict(modalities),
+            num_classes=2,
+            tokens=num_tokens,
+            dropout=dropout,
+            token_pairs=token_pairs,
+            **SHARED,
         )
         return AMC(config)
     if design == "concat":
@@ -265,6 +283,7 @@ def measure_training_step(
     repeats: int,
     budget_s: float,
     seed: int = 0,
+    token_pairs: str = "all",
 ) -> dict[str, float | int | str]:
     """Time one full training step and measure its peak memory for one design and shape.
 
@@ -272,7 +291,8 @@ def measure_training_step(
     up to ``repeats`` timed steps (see :func:`time_call`).
     """
     torch.manual_seed(seed)
-    model = build_model(design, num_modalities, num_tokens, features).to(device).train()
+    model = build_model(design, num_modalities, num_tokens, features, token_pairs=token_pairs)
+    model = model.to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
     inputs = {
@@ -533,6 +553,93 @@ def markdown_tables(report: dict) -> str:
     return "\n".join(lines)
 
 
+PAIR_GRID = {"num_modalities": [2, 4, 8, 12], "num_tokens": [16]}
+
+
+def run_pair_schemes(
+    schemes: list[str],
+    datasets: list[str],
+    num_modalities: list[int],
+    num_tokens: list[int],
+    features: int,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+    budget_s: float,
+    seed: int = 0,
+) -> dict:
+    """``--token-pairs``: full AMC training step (L_I + L_T included) per L_T pair scheme.
+
+    Returns ``{"results": [...], "growth": [...]}``; each result row holds dataset, batch, m, n,
+    scheme, pairs (modality pairs L_T sums over) and the fields of
+    :func:`measure_training_step` (or ``error``); growth: exponent in M per dataset, N, scheme.
+    """
+    from amc.model.losses import modality_pairs
+
+    dtype = autocast_dtype(device, "auto")
+    results: list[dict] = []
+    grid = list(itertools.product(datasets, num_tokens, num_modalities, schemes))
+    for dataset, n, m, scheme in tqdm(grid, desc="token pairs", disable=None):
+        batch = DATASETS[dataset]["batch"]
+        row: dict = {"dataset": dataset, "batch": batch, "m": m, "n": n, "scheme": scheme}
+        row["pairs"] = len(modality_pairs(m, scheme))
+        try:
+            row.update(
+                measure_training_step(
+                    "amc", batch, m, n, features, device, dtype, warmup, repeats, budget_s,
+                    seed, token_pairs=scheme,
+                )
+            )  # fmt: skip
+        except (RuntimeError, MemoryError) as err:
+            row["error"] = str(err).splitlines()[0][:200]
+        logger.info("%s", row)
+        results.append(row)
+    growth = []
+    for dataset, n, scheme in itertools.product(datasets, num_tokens, schemes):
+        rows = [
+            r
+            for r in results
+            if (r["dataset"], r["n"], r["scheme"]) == (dataset, n, scheme) and "step_s" in r
+        ]
+        growth.append(
+            {
+                "dataset": dataset,
+                "n": n,
+                "scheme": scheme,
+                "exponent": growth_exponent([r["m"] for r in rows], [r["step_s"] for r in rows]),
+                "points": len(rows),
+            }
+        )
+    return {"results": results, "growth": growth}
+
+
+def pair_scheme_tables(report: dict) -> str:
+    """Markdown for :func:`run_pair_schemes`: one row per (dataset, N, M), then exponents."""
+    schemes = list(dict.fromkeys(r["scheme"] for r in report["results"]))
+    by_key = {(r["dataset"], r["n"], r["m"], r["scheme"]): r for r in report["results"]}
+    lines = [
+        "| dataset | B | N | M | "
+        + " | ".join(f"pairs {s} | steps/s {s} | peak MiB {s}" for s in schemes)
+        + " |",
+        "|" + "---|" * (4 + 3 * len(schemes)),
+    ]
+    for dataset, n, m in dict.fromkeys((r["dataset"], r["n"], r["m"]) for r in report["results"]):
+        rows = [by_key[(dataset, n, m, s)] for s in schemes]
+        cells = [
+            f"{r['pairs']} | {_fmt(r.get('steps_per_s'), '.2f')} | "
+            f"{_fmt(r.get('peak_mem_mib'), '.0f')}"
+            for r in rows
+        ]
+        lines.append(f"| {dataset} | {rows[0]['batch']} | {n} | {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Growth exponent in M of the step time (log-log slope):", ""]
+    lines += ["| dataset | N | " + " | ".join(schemes) + " |", "|" + "---|" * (2 + len(schemes))]
+    growth = {(g["dataset"], g["n"], g["scheme"]): g["exponent"] for g in report["growth"]}
+    for dataset, n in dict.fromkeys((g["dataset"], g["n"]) for g in report["growth"]):
+        cells = [_fmt(growth[(dataset, n, s)], ".2f") for s in schemes]
+        lines.append(f"| {dataset} | {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small grid, few repeats (< 60 s)")
@@ -559,8 +666,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "shared machine make OpenMP spin and time the contention; torch's default on CUDA)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--token-pairs",
+        nargs="+",
+        choices=["all", "ring"],
+        help="instead of the design comparison: AMC's full training step per L_T pair scheme "
+        "(loss.token_pairs) over M (default M grid 2 4 8 12, N 16)",
+    )
     args = parser.parse_args(argv)
     grid = QUICK_GRID if args.quick else FULL_GRID
+    if args.token_pairs and not args.quick:
+        grid = PAIR_GRID
     args.num_modalities = args.num_modalities or grid["num_modalities"]
     args.num_tokens = args.num_tokens or grid["num_tokens"]
     if args.repeats is None:
@@ -591,6 +707,8 @@ def main(argv: list[str] | None = None) -> dict:
     threads = args.threads or (1 if device.type == "cpu" else previous_threads)
     torch.set_num_threads(threads)
     print(f"device={device} torch.set_num_threads({threads}) torch={torch.__version__}")
+    if args.token_pairs:
+        return _main_pair_schemes(args, device, threads, previous_threads)
     try:
         report = run_benchmark(
             args.datasets,
@@ -612,6 +730,35 @@ def main(argv: list[str] | None = None) -> dict:
     with atomic_path(args.out) as tmp:
         Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
+    return report
+
+
+def _main_pair_schemes(
+    args: argparse.Namespace, device: torch.device, threads: int, previous_threads: int
+) -> dict:
+    try:
+        report = run_pair_schemes(
+            args.token_pairs,
+            args.datasets,
+            args.num_modalities,
+            args.num_tokens,
+            args.features,
+            device,
+            args.warmup,
+            args.repeats,
+            args.budget,
+            args.seed,
+        )
+    finally:
+        torch.set_num_threads(previous_threads)
+    report["meta"] = {"device": str(device), "threads": threads, "torch": torch.__version__}
+    report["meta"].update(features=args.features, repeats=args.repeats, budget_s=args.budget)
+    print(pair_scheme_tables(report))
+    out = args.out if args.out != DEFAULT_OUT else DEFAULT_OUT.with_name("token_pairs.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {out}")
     return report
 
 

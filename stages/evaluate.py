@@ -3,8 +3,9 @@
 Usage: python -m stages.evaluate <dataset> [--splits data/splits/<dataset>.parquet]
     [--models models/<dataset>] [--out reports/<dataset>]
 Outputs under <out>: metrics.json (mean / std / per_seed of each test metric),
-predictions.parquet (every patient of every split and seed, with importance_<m> and
-replaced_<m>), run.json (method label, task, chance levels), plots/*.png.
+predictions.parquet (every patient of every split and seed, with importance_<m>,
+replaced_<m> and agreement_<m>: see ``fusion_columns``), run.json (method label, task,
+chance levels), plots/*.png.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from amc.evaluation.metrics import (
     classification_metrics,
     survival_metrics,
 )
-from amc.training.loop import predict
+from amc.inference import predict
 from stages._cli import run, stage_parser
 from stages._dataset import cohort_for, method_label, split_for_seed
 from stages.params import dataset_params, load_params
@@ -64,11 +65,31 @@ def seed_predictions(
             cohort.time[train],
             cohort.event[train],
         )
+    return pd.concat([frame, fusion_columns(out, cohort)], axis=1), metrics
+
+
+def fusion_columns(out: dict[str, np.ndarray], cohort) -> pd.DataFrame:
+    """Per-patient columns of what the model computed, written only when the model returns it.
+
+    ``importance_<m>`` / ``replaced_<m>``: the last fusion step's importance s and replaced-token
+    count K (K is recomputed from s by ``amc.model.fusion.replacement_counts``);
+    ``importance_step<k>_<m>`` / ``replaced_step<k>_<m>`` per step when there are several;
+    ``agreement_<m>``: the cross-modal alignment importance (quality signal), whatever
+    estimator drives fusion; ``present_<m>`` always.
+    """
+    columns: dict[str, np.ndarray] = {}
     for m, name in enumerate(cohort.modalities):
-        frame[f"importance_{name}"] = out["importance"][:, m]
-        frame[f"replaced_{name}"] = out["replaced"][:, m].astype(np.int64)
-        frame[f"present_{name}"] = cohort.present[:, m]
-    return frame, metrics
+        if "importance" in out:
+            columns[f"importance_{name}"] = out["importance"][:, m]
+        if "replaced" in out:
+            columns[f"replaced_{name}"] = out["replaced"][:, m].astype(np.int64)
+        if "agreement" in out:
+            columns[f"agreement_{name}"] = out["agreement"][:, m]
+        for k in range(out["importance_steps"].shape[1] if "importance_steps" in out else 0):
+            columns[f"importance_step{k}_{name}"] = out["importance_steps"][:, k, m]
+            columns[f"replaced_step{k}_{name}"] = out["replaced_steps"][:, k, m].astype(np.int64)
+        columns[f"present_{name}"] = cohort.present[:, m]
+    return pd.DataFrame(columns)
 
 
 def main(argv: list[str]) -> None:
@@ -113,10 +134,11 @@ def main(argv: list[str]) -> None:
         info["class_names"] = cohort.class_names
     write_json(info, out_dir / "run.json")
     plots = out_dir / "plots"
-    figures.plot_importance_distributions(pred, cohort.modalities, plots / "importance.png")
-    figures.plot_replacement_distributions(pred, cohort.modalities, plots / "replacement.png")
-    with atomic_path(plots / "importance.csv") as tmp:
-        figures.importance_plot_data(pred, cohort.modalities).to_csv(tmp, index=False)
+    if f"importance_{cohort.modalities[0]}" in pred:  # models without importance: no such plots
+        figures.plot_importance_distributions(pred, cohort.modalities, plots / "importance.png")
+        figures.plot_replacement_distributions(pred, cohort.modalities, plots / "replacement.png")
+        with atomic_path(plots / "importance.csv") as tmp:
+            figures.importance_plot_data(pred, cohort.modalities).to_csv(tmp, index=False)
     if cohort.task == "survival":
         test = pred[pred["split"] == "test"]
         figures.plot_kaplan_meier(

@@ -159,3 +159,46 @@ def test_vectorised_matches_loop_reference_on_random_batches():
 def test_unknown_importance_stat_is_rejected(bad):
     with pytest.raises(ValueError, match="fusion.importance"):
         modality_importance(torch.rand(1, 2, 3), stat=bad)
+
+
+# ------------------------------------------------------------------ deficit rule, pooling
+def test_deficit_rule_uniform_replaces_nothing_and_zero_importance_everything():
+    present = torch.ones(3, 3, dtype=torch.bool)
+    s = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0], [0.6, 0.25, 0.15]])
+    k = replacement_counts(s, present, 10, "deficit")
+    assert k[0].tolist() == [0, 0, 0]  # uniform share: nothing replaced
+    assert k[1].tolist() == [0, 0, 10]  # worthless modality rebuilt entirely
+    # 1 - 3 s: [-0.8 -> 0, 0.25 -> floor(2.5) = 2, 0.55 -> floor(5.5) = 5]
+    assert k[2].tolist() == [0, 2, 5]
+
+
+def test_deficit_rule_missing_and_single_modalities():
+    s = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.0, 0.5], [0.9, 0.1, 0.0]])
+    present = torch.tensor([[1, 0, 0], [1, 0, 1], [1, 1, 0]]).bool()
+    k = replacement_counts(s, present, 8, "deficit")
+    assert k[0].tolist() == [0, 8, 8]  # one present: nothing to swap with; absent imputed
+    assert k[1].tolist() == [0, 8, 0]  # share relative to the 2 present modalities (1/2)
+    # M_present = 2: 1 - 2 * 0.1 = 0.8 -> floor(6.4) = 6
+    assert k[2].tolist() == [0, 6, 8]
+
+
+def test_zero_importance_modality_is_rebuilt_entirely_from_donors():
+    x, scores = _hand_case()
+    s = torch.tensor([[0.5, 0.5, 0.0]])
+    x_new, donors = replace_uninformative_tokens(x, scores, s, rule="deficit")
+    assert (donors[0, :2] == -1).all() and (donors[0, 2] >= 0).all()
+    for n in range(4):  # each position comes from the best other modality at that position
+        best = int(scores[0, :2, n].argmax())
+        assert donors[0, 2, n] == best and torch.equal(x_new[0, 2, n], x[0, best, n])
+
+
+def test_importance_pooling_zero_weight_contributes_nothing_uniform_is_identity():
+    from amc.model.fusion import importance_pooling
+
+    pooled = torch.randn(2, 3, 4)
+    uniform = torch.full((2, 3), 1 / 3)
+    assert torch.allclose(importance_pooling(pooled, uniform), pooled, atol=1e-6)
+    w = torch.tensor([[0.5, 0.5, 0.0], [0.2, 0.3, 0.5]])
+    out = importance_pooling(pooled, w)
+    assert torch.all(out[0, 2] == 0)
+    assert torch.allclose(out[1], pooled[1] * torch.tensor([0.6, 0.9, 1.5]).unsqueeze(-1))

@@ -149,3 +149,29 @@ def test_vector_tokenizer_projects_each_sub_vector_with_its_own_weights():
         expected = padded[:, p] @ tok.proj.weight[p] + tok.proj.bias[p] + tok.pos[p]
         assert torch.allclose(out[:, p], expected, atol=1e-6)
     assert not torch.allclose(tok.proj.weight[0], tok.proj.weight[1])
+
+
+def test_importance_pooling_zero_weight_modality_cannot_move_the_logits(monkeypatch):
+    from amc.model import network as amc_network
+
+    def fixed_agreement(x, present):
+        return torch.tensor([0.5, 0.5, 0.0]).expand(x.shape[0], 3)
+
+    monkeypatch.setattr(amc_network, "alignment_importance", fixed_agreement)
+    model = AMC(small_config(importance="alignment", pooling="importance", fusion=False)).eval()
+    inputs = batch()
+    base = model(inputs).logits
+    moved = dict(inputs, code=inputs["code"] * 50 + 3)  # the zero-weight modality
+    assert torch.allclose(model(moved).logits, base, atol=1e-6)
+    moved = dict(inputs, lab=inputs["lab"] * 50 + 3)  # a weighted modality does move them
+    assert not torch.allclose(model(moved).logits, base, atol=1e-3)
+
+
+def test_deficit_rule_and_importance_pooling_train():
+    model = AMC(small_config(replace_rule="deficit", pooling="importance"))
+    out = model(batch())
+    loss = classification_loss(out.logits, torch.randint(0, 2, (6,))) + sum(out.aux_losses.values())
+    loss.backward()
+    assert torch.isfinite(loss)
+    with pytest.raises(ValueError, match="concat, importance"):
+        AMC(small_config(pooling="mean"))

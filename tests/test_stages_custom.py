@@ -47,6 +47,9 @@ def test_custom_dataset_runs_through_all_stages(custom_project):
     assert len(pred) == 2 * 90 and set(pred["split"]) == {"train", "val", "test"}
     for col in ("label", "prob_0", "prob_1", "importance_a", "importance_b", "replaced_b"):
         assert col in pred.columns
+    # the quality signal is exported whichever estimator drives fusion (default: mean)
+    assert {"agreement_a", "agreement_b"} <= set(pred.columns)
+    assert pred[["agreement_a", "agreement_b"]].notna().all().all()
     assert set(pred["label"]) == {"0", "1"}
     # per seed, each patient appears once and test patients never overlap train patients
     for _, rows in pred.groupby("seed"):

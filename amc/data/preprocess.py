@@ -4,8 +4,14 @@ selection of the most variable features (e.g. genes), applied to every split."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from amc.data.cohort import Cohort
 
 
 @dataclass
@@ -50,3 +56,46 @@ def fit_scaler(
 
 def output_dim(scaler: ModalityScaler, in_dim: int) -> int:
     return in_dim if scaler.columns is None else len(scaler.columns)
+
+
+def fit_preprocessing(
+    cohort: Cohort, train_index: np.ndarray, max_features: dict[str, int] | None = None
+) -> dict[str, ModalityScaler | None]:
+    """Fit a scaler per vector modality on the training rows only (volumes: None)."""
+    scalers: dict[str, ModalityScaler | None] = {}
+    for m, name in enumerate(cohort.modalities):
+        x = cohort.features[name]
+        if x.ndim != 2:
+            scalers[name] = None  # volumes are intensity-normalised per subject at extraction
+            continue
+        limit = (max_features or {}).get(name)
+        scalers[name] = fit_scaler(x[train_index], cohort.present[train_index, m], limit)
+    return scalers
+
+
+def model_inputs(
+    cohort: Cohort, scalers: dict[str, ModalityScaler | None]
+) -> dict[str, torch.Tensor]:
+    """Scaled float32 tensors per modality; rows of absent modalities are zero."""
+    import torch  # only the stages that run a model pay for torch
+
+    out = {}
+    for m, name in enumerate(cohort.modalities):
+        x = cohort.features[name]
+        scaler = scalers[name]
+        x = scaler.transform(x) if scaler is not None else x.astype(np.float32)
+        x = np.where(cohort.present[:, m].reshape(-1, *([1] * (x.ndim - 1))), x, 0.0)
+        if x.ndim == 4:
+            x = x[:, None]  # (P, 1, X, Y, Z)
+        out[name] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    return out
+
+
+def input_sizes(cohort: Cohort, scalers: dict[str, ModalityScaler | None]) -> dict[str, Any]:
+    """Model input size per modality: features kept by the scaler, or (1, X, Y, Z) volumes."""
+    sizes: dict[str, Any] = {}
+    for name in cohort.modalities:
+        x = cohort.features[name]
+        scaler = scalers[name]
+        sizes[name] = output_dim(scaler, x.shape[1]) if scaler is not None else (1, *x.shape[1:])
+    return sizes

@@ -28,7 +28,7 @@ from sklearn.metrics import roc_auc_score
 
 from amc.data.cohort import Cohort
 from amc.errors import InputError
-from amc.model.fusion import alignment_importance, modality_importance
+from amc.model.fusion import modality_importance
 
 logger = logging.getLogger(__name__)
 
@@ -118,10 +118,11 @@ def importance_estimates(
 ) -> dict[str, np.ndarray]:
     """Every importance estimator of one trained checkpoint, on CPU, in eval mode.
 
-    The forward pass is the one :func:`amc.training.loop.predict` runs (fusion on iff the
-    checkpoint was selected at a fused epoch); the attention estimators are eq. 2 on the returned
-    token scores of the last improved block, ``alignment`` is
-    :func:`amc.model.fusion.alignment_importance` on the encoder outputs.
+    The forward pass is the one :func:`amc.inference.predict` runs (fusion on iff the
+    checkpoint was selected at a fused epoch); the attention estimators are eq. 2 on the token
+    scores of the (last) fusion step, the map that decides token replacement; ``alignment`` is
+    the model's ``agreement`` output (:func:`amc.model.fusion.alignment_importance` on the encoder
+    outputs).
 
     Parameters
     ----------
@@ -141,8 +142,9 @@ def importance_estimates(
         model itself reports (``out.modality_importance``, i.e. its ``fusion.importance``), and
         ``prob`` (P, C) class probabilities (classification) or ``risk`` (P,) (survival).
     """
+    from amc.data.preprocess import model_inputs
+    from amc.inference import load_model
     from amc.model.heads import risk_score
-    from amc.training.loop import load_model, model_inputs
 
     model = load_model(dict(checkpoint), torch.device("cpu"))
     inputs = model_inputs(cohort, checkpoint["scalers"])
@@ -155,8 +157,7 @@ def importance_estimates(
         out = model(batch, present, fuse=bool(checkpoint["fused"]))
         for stat in stats:
             parts[stat].append(modality_importance(out.token_scores, present, stat).numpy())
-        encoded = model.encode(batch) * present[:, :, None, None].float()
-        parts["alignment"].append(alignment_importance(encoded, present).numpy())
+        parts["alignment"].append(out.agreement.float().numpy())
         parts["model"].append(out.modality_importance.float().numpy())
         parts["out"].append(out.logits.float().numpy())
     result = {k: np.concatenate(v) for k, v in parts.items() if k != "out"}

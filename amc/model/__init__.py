@@ -3,7 +3,7 @@
 from amc.model.attention import DifferentialAttention, VanillaAttention
 from amc.model.fusion import modality_importance, replace_uninformative_tokens, token_scores
 from amc.model.moe import DenseFFN, SparseMoE, load_balancing_loss
-from amc.model.network import AMC, AMCConfig, AMCOutput
+from amc.model.network import AMC, AMCConfig, AMCOutput, FusionStep
 
 __all__ = [
     "AMC",
@@ -11,6 +11,7 @@ __all__ = [
     "AMCOutput",
     "DenseFFN",
     "DifferentialAttention",
+    "FusionStep",
     "SparseMoE",
     "VanillaAttention",
     "load_balancing_loss",

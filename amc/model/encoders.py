@@ -137,10 +137,20 @@ class VolumeEncoder(nn.Module):
         self.pos = nn.Parameter(torch.randn(tokens, dim) * 0.02)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+        """``present`` (B,) bool: only these subjects enter the CNN, so batch-norm statistics
+        never see the zero-filled volumes of absent subjects (their pooled features are 0)."""
         if x.dim() == 4:
             x = x.unsqueeze(1)
-        h = self.cnn(x).mean(dim=(2, 3, 4))  # (B, C)
+        if present is None or bool(present.all()):
+            h = self.cnn(x).mean(dim=(2, 3, 4))  # (B, C)
+        else:
+            rows = present.nonzero().squeeze(1)
+            if len(rows) > 0:
+                found = self.cnn(x[rows]).mean(dim=(2, 3, 4))
+            else:
+                found = x.new_zeros(0, self.proj.in_features)
+            h = found.new_zeros(x.shape[0], found.shape[1]).index_copy(0, rows, found)
         return self.dropout(self.proj(h).view(-1, self.tokens, self.dim) + self.pos)
 
 

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 ImportanceStat = Literal["mean", "std", "max"]
-ReplaceRule = Literal["complement", "paper"]
+ReplaceRule = Literal["complement", "paper", "deficit"]
 
 SIGMA_FLOOR = 1e-6  # differential maps can be negative; importance must stay a distribution
 
@@ -91,7 +91,10 @@ def replacement_counts(
 ) -> torch.Tensor:
     """K[b, m]: how many tokens of modality m to replace. (B, M) -> (B, M) int64.
 
-    ``complement``: floor((1 - s_m) N / (M_present - 1)); ``paper``: floor(s_m N) (eq. 2 literal).
+    ``complement``: floor((1 - s_m) N / (M_present - 1)); ``paper``: floor(s_m N) (eq. 2 literal);
+    ``deficit``: floor(N max(0, 1 - s_m M_present)), i.e. 0 at or above the uniform share
+    1 / M_present, growing linearly to N at s_m = 0 (a modality judged worthless is rebuilt
+    entirely from donors; uniform importances replace nothing).
     0 when only one modality is present; N for an absent modality (all its tokens imputed).
     """
     m_present = present.sum(dim=-1, keepdim=True)  # (B, 1)
@@ -99,8 +102,12 @@ def replacement_counts(
         k = torch.floor((1.0 - importance) * num_tokens / (m_present - 1).clamp_min(1))
     elif rule == "paper":
         k = torch.floor(importance * num_tokens)
+    elif rule == "deficit":
+        deficit = (1.0 - importance * m_present).clamp_min(0.0)
+        # + 1e-4: float rounding (e.g. 3 * (1/3) != 1) must not cost or gain a token at a boundary
+        k = torch.floor(deficit * num_tokens + 1e-4)
     else:
-        raise ValueError(f"fusion.replace_rule={rule!r} is not one of complement, paper")
+        raise ValueError(f"fusion.replace_rule={rule!r} is not one of complement, paper, deficit")
     k = k.long().clamp(0, num_tokens)
     k = torch.where(m_present > 1, k, torch.zeros_like(k))
     # An absent modality is rebuilt from donors whenever at least one modality is present.
@@ -171,3 +178,22 @@ class LinearTokenScorer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = torch.einsum("bmnd,md->bmn", x, self.weight.to(x.dtype)) + self.bias[:, None]
         return torch.sigmoid(logits.float())
+
+
+def importance_pooling(
+    pooled: torch.Tensor, weights: torch.Tensor, present: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Scale each modality's pooled vector by its weight (``fusion.pooling=importance``).
+
+    (B, M, D), (B, M) -> (B, M, D): ``pooled[:, m] * weights[:, m] * M_present``, so uniform weights
+    over the present modalities leave the vectors unchanged, and a modality of weight 0 contributes
+    exactly 0 to the head's input whatever its tokens. ``weights`` carry no gradient: they are the
+    importance that drove fusion, read, not a gate trained through the head.
+    """
+    b, m = weights.shape
+    if present is None:
+        present = torch.ones(b, m, dtype=torch.bool, device=weights.device)
+    m_present = present.sum(dim=-1, keepdim=True).clamp_min(1).to(pooled.dtype)
+    scale = weights.detach().to(pooled.dtype) * present.to(pooled.dtype) * m_present
+    return pooled * scale.unsqueeze(-1)
+

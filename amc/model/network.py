@@ -3,7 +3,7 @@
 encoder per modality -> ``encoder_layers`` vanilla layers per modality -> ``layers`` improved
 blocks on the modalities stacked along the batch axis (attention within a modality, O(M N^2))
 -> AMC token fusion between adjacent blocks from the block's own map -> mean-pool each modality,
-concatenate (B, M*D) -> linear head.
+(optionally weight each by the importance that drove fusion) -> concatenate (B, M*D) -> head.
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from amc.model.encoders import (
 from amc.model.fusion import (
     LinearTokenScorer,
     alignment_importance,
+    importance_pooling,
     modality_importance,
     replace_uninformative_tokens,
+    replacement_counts,
     token_scores,
 )
 from amc.model.heads import ClassificationHead, SurvivalHead
@@ -62,8 +64,10 @@ class AMCConfig:
     fusion: bool = True
     importance: Literal["mean", "std", "max", "alignment"] = "mean"
     token_score: Literal["attention", "linear"] = "attention"
-    replace_rule: Literal["complement", "paper"] = "complement"
+    replace_rule: Literal["complement", "paper", "deficit"] = "complement"
+    pooling: Literal["concat", "importance"] = "concat"
     temperature: float = 0.1
+    token_pairs: Literal["all", "ring"] = "all"
     encoders: dict[str, EncoderKind] = field(default_factory=dict)
 
     def encoder_kind(self, name: str) -> EncoderKind:
@@ -73,8 +77,32 @@ class AMCConfig:
 
 
 @dataclass
+class FusionStep:
+    """One token-fusion step, exactly as it decided (or, with ``applied`` False, would decide)
+    the replacement: the scores, importance and counts are the ones the replacement used.
+
+    ``block``: index of the improved block whose attention map was scored (fusion runs after it).
+    """
+
+    block: int
+    token_scores: torch.Tensor  # (B, M, N) eta; 0 for absent modalities
+    modality_importance: torch.Tensor  # (B, M) s; 0 for absent modalities
+    replace_counts: torch.Tensor  # (B, M) int64 K from s (what replacement applies when applied)
+    replaced_from: torch.Tensor  # (B, M, N) int64 donor index, -1 where kept
+    applied: bool
+
+
+@dataclass
 class AMCOutput:
-    """What :meth:`AMC.forward` returns (shapes in the field comments)."""
+    """What :meth:`AMC.forward` returns.
+
+    ``modality_importance`` / ``token_scores`` / ``replaced_from`` are the LAST fusion step's:
+    the s and eta that decided that step's replacement and its donors, so the K recomputed from
+    ``modality_importance`` equals ``(replaced_from >= 0).sum(-1)`` whenever fusion ran.
+    ``steps`` holds every fusion step (``layers - 1`` of them; one scoring-only step for a
+    one-block model). ``agreement`` is the cross-modal alignment importance (the estimator of
+    ``fusion.importance=alignment``), computed whatever estimator drives fusion.
+    """
 
     logits: torch.Tensor  # (B, C) or (B, T)
     modality_importance: torch.Tensor  # (B, M)
@@ -82,6 +110,8 @@ class AMCOutput:
     replaced_from: torch.Tensor  # (B, M, N) int64
     aux_losses: dict[str, torch.Tensor]
     pooled: torch.Tensor  # (B, M, D)
+    agreement: torch.Tensor | None = None  # (B, M)
+    steps: list[FusionStep] = field(default_factory=list)
 
 
 class AMC(nn.Module):
@@ -92,6 +122,8 @@ class AMC(nn.Module):
         self.config = c = config
         if not c.modalities:
             raise ValueError("AMCConfig.modalities is empty")
+        if c.pooling not in ("concat", "importance"):
+            raise ValueError(f"fusion.pooling={c.pooling!r} is not one of concat, importance")
         self.names = list(c.modalities)
         self.encoders = nn.ModuleDict()
         for name, size in c.modalities.items():
@@ -131,37 +163,66 @@ class AMC(nn.Module):
         else:
             raise ValueError(f"task={c.task!r} is not one of classification, survival")
 
-    def encode(self, inputs: dict[str, ModalityInput]) -> torch.Tensor:
-        """Modality-specific encoders + vanilla layers: -> (B, M, N, D)."""
+    def encode(
+        self, inputs: dict[str, ModalityInput], present: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Modality-specific encoders + vanilla layers: -> (B, M, N, D).
+
+        ``present`` (B, M) bool, if given, keeps absent subjects out of the volume encoder's
+        batch-norm statistics (their zero-filled volumes are not data).
+        """
         missing = [n for n in self.names if n not in inputs]
         if missing:
             raise KeyError(f"inputs lack modalities {missing}; expected {self.names}")
         tokens = []
-        for name in self.names:
-            value = inputs[name]
-            if isinstance(value, tuple):
-                x = self.encoders[name](*value)
+        for m, name in enumerate(self.names):
+            value, encoder = inputs[name], self.encoders[name]
+            if isinstance(encoder, VolumeEncoder):
+                mask = None if present is None else present[:, m].to(value.device)
+                x = encoder(value, mask)
+            elif isinstance(value, tuple):
+                x = encoder(*value)
             else:
-                x = self.encoders[name](value)
+                x = encoder(value)
             tokens.append(self.modality_layers[name](x))
         return torch.stack(tokens, dim=1)
 
-    def _scores(self, x: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-        return token_scores(attn) if self.scorer is None else self.scorer(x)
-
-    def _importance(
-        self, scores: torch.Tensor, present: torch.Tensor, aligned: torch.Tensor | None
-    ) -> torch.Tensor:
-        """(B, M) importance: cross-modal alignment if configured, else eq. 2 on ``scores``."""
-        if aligned is not None:
-            return aligned
-        return modality_importance(scores, present, self.config.importance)
+    def _fusion_step(
+        self,
+        x: torch.Tensor,
+        attn: torch.Tensor,
+        present: torch.Tensor,
+        agreement: torch.Tensor,
+        block: int,
+        apply: bool,
+    ) -> tuple[torch.Tensor, FusionStep]:
+        """Score block ``block``'s map, set importance and K, and replace tokens if ``apply``."""
+        c = self.config
+        b, m, n, _ = x.shape
+        scores = token_scores(attn) if self.scorer is None else self.scorer(x)
+        # Absent modalities hold no data: their (zero-input) tokens score 0, not ~1/N.
+        scores = scores * present.unsqueeze(-1).to(scores.dtype)
+        if c.importance == "alignment":
+            importance = agreement
+        else:
+            importance = modality_importance(scores, present, c.importance)
+        counts = replacement_counts(importance.detach().float(), present, n, c.replace_rule)
+        replaced_from = torch.full((b, m, n), -1, dtype=torch.long, device=x.device)
+        if apply:
+            if self.scorer is not None:
+                x = x * scores.unsqueeze(-1).to(x.dtype)  # gives the linear scorer its gradient
+            x, replaced_from = replace_uninformative_tokens(
+                x, scores, importance, present, c.replace_rule
+            )
+        step = FusionStep(block, scores, importance, counts, replaced_from, apply)
+        return x, step
 
     def forward(
         self,
         inputs: dict[str, ModalityInput],
         present: torch.Tensor | None = None,
         fuse: bool = True,
+        aux: bool | None = None,
     ) -> AMCOutput:
         """Run the network.
 
@@ -170,51 +231,58 @@ class AMC(nn.Module):
                 Absent modalities may hold anything (zeros); ``present`` masks them out.
             present: (B, M) bool, True where the modality exists (default: all present).
             fuse: apply token fusion (False during the warm-up epochs).
+            aux: compute the contrastive losses L_I / L_T (default: only in training mode, so
+                evaluation does not pay for them); ``aux_losses`` then lacks ``instance`` and
+                ``token``. The SMoE ``balance`` term is always returned (it is free).
         """
         c = self.config
-        x = self.encode(inputs)  # (B, M, N, D)
-        b, m, n, d = x.shape
+        first = next(iter(inputs.values()))
+        b = (first[0] if isinstance(first, tuple) else first).shape[0]
+        m = len(self.names)
+        device = next(self.parameters()).device
         if present is None:
-            present = torch.ones(b, m, dtype=torch.bool, device=x.device)
-        present = present.to(device=x.device, dtype=torch.bool)
+            present = torch.ones(b, m, dtype=torch.bool, device=device)
+        present = present.to(device=device, dtype=torch.bool)
+        x = self.encode(inputs, present)  # (B, M, N, D)
+        n, d = x.shape[2:]
         x = x * present.view(b, m, 1, 1).to(x.dtype)
-        aux = {
-            "instance": instance_contrastive_loss(x, present, c.temperature),
-            "token": token_contrastive_loss(x, present, c.temperature),
-        }
-        # fusion.importance=alignment: agreement of the L_I embeddings, fixed before the blocks.
-        aligned = alignment_importance(x, present) if c.importance == "alignment" else None
-        replaced_from = torch.full((b, m, n), -1, dtype=torch.long, device=x.device)
+        losses: dict[str, torch.Tensor] = {}
+        if self.training if aux is None else aux:
+            losses["instance"] = instance_contrastive_loss(x, present, c.temperature)
+            losses["token"] = token_contrastive_loss(x, present, c.temperature, c.token_pairs)
+        # Always exported; it drives fusion only with fusion.importance=alignment.
+        agreement = alignment_importance(x, present)
         balance = x.new_zeros((), dtype=torch.float32)
-        fused = False
-        attn = None
+        steps: list[FusionStep] = []
+        # Fusion runs between adjacent blocks; a one-block model is scored after its block.
+        last_step = max(len(self.blocks) - 2, 0)
         for index, block in enumerate(self.blocks):
             out, attn, bal = block(x.reshape(b * m, n, d))
             x = out.view(b, m, n, d)
-            attn = attn.view(b, m, n, n)
             balance = balance + bal.float()
-            if c.fusion and fuse and index < len(self.blocks) - 1:
-                scores = self._scores(x, attn)
-                if self.scorer is not None:
-                    x = x * scores.unsqueeze(-1).to(x.dtype)
-                importance = self._importance(scores, present, aligned)
-                x, replaced_from = replace_uninformative_tokens(
-                    x, scores, importance, present, c.replace_rule
+            if index <= last_step:
+                apply = c.fusion and fuse and index < len(self.blocks) - 1
+                x, step = self._fusion_step(
+                    x, attn.view(b, m, n, n), present, agreement, index, apply
                 )
-                fused = True
-        aux["balance"] = balance / max(len(self.blocks), 1)
-        scores = self._scores(x, attn) if attn is not None else x.new_zeros(b, m, n)
-        importance = self._importance(scores, present, aligned)
+                steps.append(step)
+        losses["balance"] = balance / max(len(self.blocks), 1)
+        fused = any(step.applied for step in steps)
         pooled = self.norm(x).mean(dim=2)  # (B, M, D)
         if not fused:
             # Without fusion nothing imputed the absent modalities: keep them out of the head.
             pooled = pooled * present.view(b, m, 1).to(pooled.dtype)
+        final = steps[-1]
+        if c.pooling == "importance":
+            pooled = importance_pooling(pooled, final.modality_importance, present)
         logits = self.head(pooled.reshape(b, m * d))
         return AMCOutput(
             logits=logits,
-            modality_importance=importance,
-            token_scores=scores,
-            replaced_from=replaced_from,
-            aux_losses=aux,
+            modality_importance=final.modality_importance,
+            token_scores=final.token_scores,
+            replaced_from=final.replaced_from,
+            aux_losses=losses,
             pooled=pooled,
+            agreement=agreement,
+            steps=steps,
         )

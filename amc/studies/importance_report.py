@@ -136,7 +136,13 @@ def write_outputs(
         "trained with `fusion.importance=mean`; `alignment (drives fusion)` comes from a model "
         "trained with `fusion.importance=alignment` (highest level only). AUROC 0.5 = the "
         "importance is blind to the corruption; below 0.5 = corrupted patients get MORE "
-        f"importance.\n\nRuntime {seconds:.0f} s.\n\n"
+        "importance.\n\n"
+        "In a pipeline's `predictions.parquet` the paper's estimator is `importance_<m>` (the s "
+        "of the fusion step, which set `replaced_<m>`) and the alignment signal is "
+        "`agreement_<m>` (written for every model, whatever estimator drives fusion): "
+        "`importance_<m>` answers how much the model leaned on m, `agreement_<m>` whether m "
+        "agrees with the patient's other modalities (the quality question of this study)."
+        f"\n\nRuntime {seconds:.0f} s.\n\n"
     )
     with atomic_path(out_dir / "validity.md") as tmp:
         tmp.write_text(intro + table_md + "\n" + task_md)

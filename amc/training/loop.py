@@ -1,7 +1,8 @@
 """Training one AMC model on one split: train-split-only preprocessing, fusion after warm-up,
 validation-based model selection with early stopping, resumable checkpoints, dvclive logs.
 
-The test split is never looked at here: :func:`predict` is called on it once, afterwards.
+The test split is never looked at here: :func:`amc.inference.predict` is called on it once,
+afterwards.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from tqdm.auto import tqdm
 from amc.baselines import build_model
 from amc.config import TrainSettings  # built from the params schema; re-exported
 from amc.data.cohort import Cohort, check_modalities_in_splits
-from amc.data.preprocess import ModalityScaler, fit_scaler, output_dim
+from amc.data.preprocess import fit_preprocessing, input_sizes, model_inputs
+from amc.inference import load_model, predict, run_model  # noqa: F401  (re-exported)
 from amc.model import AMCConfig
 from amc.model.heads import discretize_time, risk_score, survival_bin_edges
 from amc.model.losses import classification_loss, survival_nll
@@ -33,44 +35,6 @@ from amc.training.seed import seed_everything
 log = logging.getLogger(__name__)
 
 
-def fit_preprocessing(
-    cohort: Cohort, train_index: np.ndarray, max_features: dict[str, int] | None = None
-) -> dict[str, ModalityScaler | None]:
-    """Fit a scaler per vector modality on the training rows only (volumes: None)."""
-    scalers: dict[str, ModalityScaler | None] = {}
-    for m, name in enumerate(cohort.modalities):
-        x = cohort.features[name]
-        if x.ndim != 2:
-            scalers[name] = None  # volumes are intensity-normalised per subject at extraction
-            continue
-        limit = (max_features or {}).get(name)
-        scalers[name] = fit_scaler(x[train_index], cohort.present[train_index, m], limit)
-    return scalers
-
-
-def model_inputs(
-    cohort: Cohort, scalers: dict[str, ModalityScaler | None]
-) -> dict[str, torch.Tensor]:
-    """Scaled float32 tensors per modality; rows of absent modalities are zero."""
-    out = {}
-    for m, name in enumerate(cohort.modalities):
-        x = cohort.features[name]
-        scaler = scalers[name]
-        x = scaler.transform(x) if scaler is not None else x.astype(np.float32)
-        x = np.where(cohort.present[:, m].reshape(-1, *([1] * (x.ndim - 1))), x, 0.0)
-        if x.ndim == 4:
-            x = x[:, None]  # (P, 1, X, Y, Z)
-        out[name] = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    return out
-
-
-def input_sizes(cohort: Cohort, scalers: dict[str, ModalityScaler | None]) -> dict[str, Any]:
-    sizes: dict[str, Any] = {}
-    for name in cohort.modalities:
-        x = cohort.features[name]
-        scaler = scalers[name]
-        sizes[name] = output_dim(scaler, x.shape[1]) if scaler is not None else (1, *x.shape[1:])
-    return sizes
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
@@ -97,32 +61,6 @@ def _task_loss(
     if task == "classification":
         return classification_loss(logits, targets["label"][idx])
     return survival_nll(logits, targets["bin"][idx], targets["event"][idx])
-
-
-@torch.inference_mode()
-def run_model(
-    model: torch.nn.Module,
-    inputs: dict[str, torch.Tensor],
-    present: torch.Tensor,
-    fuse: bool,
-    device: torch.device,
-    dtype: torch.dtype | None,
-    batch_size: int = 256,
-) -> dict[str, np.ndarray]:
-    """Eval-mode forward over all rows: logits, and AMC's importance and replaced counts when the
-    model returns them (the compared methods do not)."""
-    model.eval()
-    parts: dict[str, list[np.ndarray]] = {"logits": []}
-    for idx in _batches(len(present), batch_size, None):
-        batch = {k: v[idx].to(device) for k, v in inputs.items()}
-        with autocast(device, dtype):
-            out = model(batch, present[idx].to(device), fuse=fuse)
-        parts["logits"].append(out.logits.float().cpu().numpy())
-        if out.modality_importance is not None:
-            parts.setdefault("importance", []).append(out.modality_importance.float().cpu().numpy())
-        if out.replaced_from is not None:
-            parts.setdefault("replaced", []).append((out.replaced_from >= 0).sum(-1).cpu().numpy())
-    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def validation_score(task: str, logits: np.ndarray, cohort: Cohort) -> float:
@@ -371,46 +309,3 @@ def _save_resume(path, model, optimizer, generator, state, signature) -> None:
             },
             tmp,
         )
-
-
-def load_model(checkpoint: dict[str, Any], device: torch.device) -> torch.nn.Module:
-    """Rebuild a trained model (any method; a checkpoint without ``method`` is AMC)."""
-    config = dict(checkpoint["config"])
-    config["modalities"] = {
-        k: tuple(v) if isinstance(v, list) else v for k, v in config["modalities"].items()
-    }
-    model = build_model(
-        checkpoint.get("method", "amc"),
-        AMCConfig(**config),
-        checkpoint.get("method_options") or {},
-    )
-    model.load_state_dict(checkpoint["state_dict"])
-    return model.to(device).eval()
-
-
-def predict(
-    checkpoint: dict[str, Any], cohort: Cohort, device: str = "auto", precision: str = "auto"
-) -> dict[str, np.ndarray]:
-    """Predictions of a trained checkpoint on ``cohort``.
-
-    Returns ``prob`` (P, C) or ``risk`` (P,); for AMC also ``importance`` (P, M) and
-    ``replaced`` (P, M): how many tokens of each modality were replaced in the last fusion step.
-    """
-    dev = select_device(device)
-    dtype = autocast_dtype(dev, precision)
-    model = load_model(checkpoint, dev)
-    out = run_model(
-        model,
-        model_inputs(cohort, checkpoint["scalers"]),
-        torch.from_numpy(cohort.present),
-        checkpoint["fused"],
-        dev,
-        dtype,
-    )
-    result = {k: out[k] for k in ("importance", "replaced") if k in out}
-    logits = torch.from_numpy(out["logits"])
-    if cohort.task == "classification":
-        result["prob"] = torch.softmax(logits, -1).numpy()
-    else:
-        result["risk"] = risk_score(logits).numpy()
-    return result

@@ -1,0 +1,180 @@
+"""dvc.yaml is complete and exact: every project module a stage's command imports (followed
+transitively through amc/, stages/ and benchmarks/, lazy imports included) is covered by one of
+the stage's deps, so `dvc repro` can never call a stage up to date after a code change that
+alters its outputs; and params deps are narrow (a WSI-only key does not re-run RNA extraction).
+
+Stages come from DVC's own parser (foreach / matrix / ${...} resolved), so the test follows
+whatever stages dvc.yaml holds.
+"""
+
+from __future__ import annotations
+
+import ast
+import shlex
+import shutil
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("amc", "stages", "benchmarks")
+
+
+def _module_file(module: str) -> Path | None:
+    base = ROOT.joinpath(*module.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file():
+            return path
+    return None
+
+
+def _type_checking_only(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            return True
+    return False
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Project modules ``path`` imports anywhere (module level or inside functions), with the
+    packages whose ``__init__`` runs on the way; ``if TYPE_CHECKING:`` imports excluded."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    rel = path.relative_to(ROOT).with_suffix("")
+    package = list(rel.parts[:-1] if rel.name != "__init__" else rel.parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Import | ast.ImportFrom):
+            continue
+        if _type_checking_only(node, parents):
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+            continue
+        if node.level:
+            base = package[: len(package) - node.level + 1]
+            stem = ".".join([*base, *([node.module] if node.module else [])])
+        else:
+            stem = node.module or ""
+        names.add(stem)
+        names.update(f"{stem}.{alias.name}" for alias in node.names)  # submodules
+    found = set()
+    for name in names:
+        parts = name.split(".")
+        if parts[0] not in PACKAGES:
+            continue
+        for i in range(1, len(parts) + 1):  # every package __init__ on the way runs too
+            if _module_file(".".join(parts[:i])) is not None:
+                found.add(".".join(parts[:i]))
+    return found
+
+
+@cache
+def import_closure(module: str) -> frozenset[Path]:
+    """Files of every project module that running ``python -m <module>`` may import."""
+    seen: set[str] = set()
+    todo = [module]
+    parts = module.split(".")
+    todo += [".".join(parts[:i]) for i in range(1, len(parts))]
+    while todo:
+        name = todo.pop()
+        if name in seen or _module_file(name) is None:
+            continue
+        seen.add(name)
+        todo.extend(_imported_modules(_module_file(name)))
+    return frozenset(_module_file(name).relative_to(ROOT) for name in seen)
+
+
+def _command_module(cmd: str) -> str:
+    words = shlex.split(cmd)
+    assert words[0].startswith("python"), f"stage command {cmd!r}: expected `python ...`"
+    if words[1] == "-m":
+        return words[2]
+    return Path(words[1]).with_suffix("").as_posix().replace("/", ".")
+
+
+def load_stages(root: Path) -> list[dict]:
+    """Every resolved stage of ``root``/dvc.yaml: name, cmd, deps, params (DVC's parser)."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        stages = []
+        for stage in repo.index.stages:
+            params = [key for dep in stage.params for key in dep.params]
+            deps = [Path(d.def_path).as_posix() for d in stage.deps if d not in stage.params]
+            stages.append(
+                {"name": stage.name, "cmd": stage.cmd, "deps": deps, "params": params}
+            )
+        return stages
+
+
+def uncovered_modules(stage: dict) -> list[str]:
+    """Project source files the stage's command imports that no dep path covers."""
+    deps = [Path(d) for d in stage["deps"]]
+    missing = []
+    for path in sorted(import_closure(_command_module(stage["cmd"]))):
+        if not any(path == d or d in path.parents for d in deps):
+            missing.append(path.as_posix())
+    return missing
+
+
+@pytest.fixture(scope="module")
+def stages() -> list[dict]:
+    return load_stages(ROOT)
+
+
+def test_every_imported_module_is_a_dep(stages):
+    assert len(stages) > 10
+    problems = {s["name"]: uncovered_modules(s) for s in stages}
+    problems = {k: v for k, v in problems.items() if v}
+    assert not problems, f"stages import modules missing from their dvc.yaml deps: {problems}"
+
+
+def test_code_deps_exist(stages):
+    """A code dep that does not exist would make `dvc repro` fail (or hide a rename)."""
+    missing = {
+        (s["name"], d)
+        for s in stages
+        for d in s["deps"]
+        if d.split("/")[0] in PACKAGES and not (ROOT / d).exists()
+    }
+    assert not missing, sorted(missing)
+
+
+def test_removing_a_dep_is_caught(tmp_path, stages):
+    """The check itself works: drop one module dep of one stage and it must be reported."""
+    dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    name, body = next((n, b) for n, b in dvc_yaml["stages"].items() if "foreach" not in b)
+    body = body.get("do", body)
+    module_deps = [d for d in body["deps"] if isinstance(d, str) and d.endswith(".py")]
+    removed = module_deps[-1]
+    body["deps"].remove(removed)
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    changed = {s["name"]: s for s in load_stages(tmp_path)}[name]
+    assert removed in uncovered_modules(changed)
+    original = {s["name"]: s for s in stages}[name]
+    assert removed not in uncovered_modules(original)
+
+
+def test_lazy_and_type_checking_imports():
+    """Lazy imports inside functions count; ``if TYPE_CHECKING:`` ones do not."""
+    closure = import_closure("stages.train")
+    assert Path("amc/training/loop.py") in closure  # imported inside train_seed()
+    assert Path("stages/params.py") in closure
+
+
+def test_params_deps_are_narrow(stages):
+    by_name = {s["name"]: s for s in stages}
+    for name, stage in by_name.items():
+        if not name.startswith("extract@tcga-") or name == "extract@tcga-wsi":
+            continue
+        for key in stage["params"]:
+            assert not "sources.tcga.wsi.batch_size".startswith(key + "."), (name, key)
+            assert not key.startswith("sources.tcga.wsi"), (name, key)
+    assert any(k.startswith("sources.tcga.wsi") for k in by_name["extract@tcga-wsi"]["params"])

@@ -4,7 +4,8 @@ No dropout on the attention probabilities: the map is what AMC reads token score
 dropout is applied to the block's residual branches instead (it is also the costliest op on CPU).
 
 Both take ``x`` of shape (B, N, D) and return ``(out (B, N, D), attn (B, N, N))``; attention is
-bidirectional (no causal mask). The map is what AMC scores tokens with (eq. 3, 6).
+bidirectional (no causal mask). The map is what AMC scores tokens with (eq. 3, 6); it carries no
+gradient (token scores never do) and is skipped with ``need_map=False``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class RMSNorm(nn.Module):
@@ -67,21 +69,61 @@ class DifferentialAttention(nn.Module):
             + self.lambda_init
         )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, need_map: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, N, D) -> (out (B, N, D), head-averaged map (B, N, N) or None).
+
+        The map carries no gradient (token scores never do); ``need_map=False`` skips it.
+        """
         b, n, dim = x.shape
         h, d = self.heads, self.head_dim
         # (B, N, 2h, d) -> (B, 2h, N, d); pairs (2i, 2i+1) are head i's two query/key groups.
         q = self.q_proj(x).view(b, n, 2 * h, d).transpose(1, 2)
         k = self.k_proj(x).view(b, n, 2 * h, d).transpose(1, 2)
-        v = self.v_proj(x).view(b, n, h, 2 * d).transpose(1, 2)  # (B, h, N, 2d)
-        logits = q @ k.transpose(-1, -2) / math.sqrt(d)  # (B, 2h, N, N)
-        probs = logits.float().softmax(dim=-1).view(b, h, 2, n, n)
+        v = self.v_proj(x).view(b, n, h, 2 * d)
         lam = self.lambda_value()
-        attn = probs[:, :, 0] - lam * probs[:, :, 1]  # (B, h, N, N)
-        heads = attn.type_as(v) @ v  # (B, h, N, 2d)
+        if x.device.type == "cuda":
+            heads, attn = self._fused(q, k, v, lam, need_map)
+        else:
+            heads, attn = self._explicit(q, k, v, lam)
         heads = (1.0 - self.lambda_init) * self.head_norm(heads)
         out = self.out_proj(heads.transpose(1, 2).reshape(b, n, dim))
-        return out, attn.mean(dim=1)
+        if not need_map:
+            return out, None
+        with torch.no_grad():
+            return out, attn.mean(dim=1)
+
+    def _explicit(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lam: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Materialised maps (fastest on CPU at AMC's head sizes): heads (B, h, N, 2d), A_i."""
+        b, _, n, d = q.shape
+        # Scaling the (N, d) queries is cheaper than scaling the (N, N) logits.
+        logits = (q * d**-0.5) @ k.transpose(-1, -2)  # (B, 2h, N, N)
+        probs = logits.float().softmax(dim=-1).view(b, self.heads, 2, n, n)
+        attn = probs[:, :, 0] - lam * probs[:, :, 1]  # (B, h, N, N)
+        return attn.type_as(v) @ v.transpose(1, 2), attn
+
+    def _fused(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lam: torch.Tensor, need_map: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fused kernels (flash on GPU): A_i V = softmax_1 V - lambda softmax_2 V, so one
+        ``scaled_dot_product_attention`` over the 2h query/key groups, each group reading its
+        head's V, carries the gradient; the map A_i is recomputed without gradient if needed."""
+        b, two_h, n, d = q.shape
+        h = self.heads
+        # (B, N, h, 2d) -> (B, h, 2, N, 2d) -> (B, 2h, N, 2d): group 2i and 2i+1 share head i's V.
+        v_groups = v.permute(0, 2, 1, 3).unsqueeze(2).expand(b, h, 2, n, 2 * d)
+        out = F.scaled_dot_product_attention(q, k, v_groups.reshape(b, two_h, n, 2 * d))
+        out = out.view(b, h, 2, n, 2 * d)
+        heads = out[:, :, 0] - lam.to(out.dtype) * out[:, :, 1]  # (B, h, N, 2d)
+        if not need_map:
+            return heads, None
+        with torch.no_grad():
+            probs = ((q * d**-0.5) @ k.transpose(-1, -2)).float().softmax(dim=-1)
+            probs = probs.view(b, h, 2, n, n)
+            return heads, probs[:, :, 0] - lam * probs[:, :, 1]
 
 
 class VanillaAttention(nn.Module):
@@ -96,12 +138,19 @@ class VanillaAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.out_proj = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, need_map: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, N, D) -> (out (B, N, D), head-averaged map (B, N, N), no gradient, or None)."""
         b, n, dim = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if not need_map:
+            out = F.scaled_dot_product_attention(q, k, v)
+            return self.out_proj(out.transpose(1, 2).reshape(b, n, dim)), None
         attn = (q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)).float().softmax(dim=-1)
-        out = (attn.type_as(v) @ v).transpose(1, 2).reshape(b, n, dim)
-        return self.out_proj(out), attn.mean(dim=1)
+        out = self.out_proj((attn.type_as(v) @ v).transpose(1, 2).reshape(b, n, dim))
+        with torch.no_grad():
+            return out, attn.mean(dim=1)
 
 
 def build_attention(kind: str, dim: int, heads: int, lambda_init: float = 0.1):

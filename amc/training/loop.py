@@ -230,7 +230,9 @@ def train_model(
     for epoch in bar:
         model.train()
         fuse = fusion_on and epoch >= settings.warmup_epochs
-        totals = {"loss": 0.0, "task": 0.0, "instance": 0.0, "token": 0.0, "balance": 0.0}
+        # Running sums stay on the device: one host sync per epoch, not several per step.
+        terms = ("loss", "task", *weights)
+        totals = torch.zeros(len(terms), dtype=torch.float64, device=device)
         steps = 0
         for idx in _batches(len(train_idx), settings.batch_size, generator):
             batch = {k: v[idx].to(device) for k, v in x_train.items()}
@@ -247,14 +249,12 @@ def train_model(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
-            totals["loss"] += loss.item()
-            totals["task"] += task.item()
-            for k in weights:
-                totals[k] += float(out.aux_losses[k].detach())
+            values = (loss, task, *(out.aux_losses[k] for k in weights))
+            totals += torch.stack([v.detach().to(totals.dtype) for v in values])
             steps += 1
         val_out = run_model(model, x_val, p_val, fuse, device, dtype)
         score = validation_score(cohort.task, val_out["logits"], val)
-        record = {k: v / max(steps, 1) for k, v in totals.items()}
+        record = dict(zip(terms, (totals / max(steps, 1)).tolist(), strict=True))
         record.update(epoch=epoch, val_score=score, fused=fuse)
         state["history"].append(record)
         if epoch >= select_from:

@@ -98,8 +98,8 @@ def _build(shape: dict, seed: int, device):
     return model, opt_cls(model.parameters(), lr=1e-3), inputs, labels
 
 
-def _time_steps(state: tuple, device, warmup: int, steps: int) -> list[float]:
-    """Seconds per training step (``warmup`` untimed first); bf16 autocast on CUDA."""
+def _time_steps(state: tuple, device, warmup: int, steps: int, clock=time.perf_counter) -> list:
+    """Seconds per training step by ``clock`` (``warmup`` untimed first); bf16 autocast on CUDA."""
     import torch
 
     from amc.model.losses import classification_loss
@@ -122,16 +122,17 @@ def _time_steps(state: tuple, device, warmup: int, steps: int) -> list[float]:
         step()
     times = []
     for _ in range(steps):
-        start = time.perf_counter()
+        start = clock()
         step()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return times
 
 
 def _worker() -> None:
     """Serve timing requests on stdin (one JSON per line), answer on stdout; runs in either tree.
 
-    Request: ``{"shape": {...}, "steps": k, "warmup": w, "threads": t, "device": d, "seed": s}``.
+    Request: ``{"shape": {...}, "steps": k, "warmup": w, "threads": t, "device": d, "seed": s,
+    "clock": "wall" | "cpu"}``.
     Answer: ``{"times": [seconds per step]}``. Models are built once per shape and kept (the
     first request of a shape runs at least one warm-up step).
     """
@@ -147,7 +148,8 @@ def _worker() -> None:
         if key not in states:
             states[key] = _build(req["shape"], req["seed"], device)
             warmup = max(warmup, 1)
-        times = _time_steps(states[key], device, warmup, req["steps"])
+        clock = time.process_time if req["clock"] == "cpu" else time.perf_counter
+        times = _time_steps(states[key], device, warmup, req["steps"], clock)
         print(json.dumps({"times": times}), flush=True)
 
 
@@ -265,13 +267,22 @@ def run(
     names: list[str] | None = None,
     rounds: int = 5,
     steps: int = 3,
+    *,
     warmup: int = 1,
     threads: int = 1,
     device: str = "cpu",
+    clock: str = "auto",
     seed: int = 0,
     out: Path = DEFAULT_OUT,
 ) -> dict:
-    """Benchmark this tree against ``against``; print the markdown table, write JSON."""
+    """Benchmark this tree against ``against``; print the markdown table, write JSON.
+
+    ``clock``: ``cpu`` times steps by the worker's process CPU time, which on a shared machine
+    leaves out the time spent waiting for a core (single-threaded CPU runs only); ``wall`` by
+    wall-clock time; ``auto`` picks ``cpu`` for one CPU thread, else ``wall``.
+    """
+    if clock == "auto":
+        clock = "cpu" if device == "cpu" and threads == 1 else "wall"
     repo = Path(__file__).resolve().parents[1]
     table = shapes(names)
     head = subprocess.run(
@@ -291,6 +302,7 @@ def run(
         "new": head + ("+uncommitted" if dirty else ""),
         "device": device,
         "threads": threads,
+        "clock": clock,
         "rounds": rounds,
         "steps_per_round": steps,
         "warmup": warmup,
@@ -298,10 +310,11 @@ def run(
     }
     print(
         f"side by side: base {meta['base']} vs this tree {meta['new']} on {device}, "
-        f"{threads} thread(s), {rounds} alternating rounds of {steps} steps"
+        f"{threads} thread(s), {clock} clock, {rounds} alternating rounds of {steps} steps"
     )
     print(HEADER)
     request = {"warmup": warmup, "threads": threads, "device": device, "seed": seed}
+    request["clock"] = clock
     with revision_tree(repo, against) as base:
         rows = compare(base, repo, table, rounds, steps, **request)
     report = {"meta": meta, "results": rows}
@@ -319,6 +332,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shapes", nargs="+", help=f"default: all of {sorted(shapes())}")
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per shape")
     parser.add_argument("--steps", type=int, default=3, help="timed steps per round and tree")
+    parser.add_argument(
+        "--clock",
+        choices=["auto", "cpu", "wall"],
+        default="auto",
+        help="step timer: process CPU time (auto with one CPU thread) or wall clock",
+    )
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -339,9 +358,9 @@ def main(argv: list[str] | None = None) -> dict | None:
         args.shapes,
         args.rounds,
         args.steps,
-        1,
-        args.threads,
-        args.device,
+        threads=args.threads,
+        device=args.device,
+        clock=args.clock,
         out=args.out,
     )
 

@@ -81,49 +81,51 @@ class DifferentialAttention(nn.Module):
         # (B, N, 2h, d) -> (B, 2h, N, d); pairs (2i, 2i+1) are head i's two query/key groups.
         q = self.q_proj(x).view(b, n, 2 * h, d).transpose(1, 2)
         k = self.k_proj(x).view(b, n, 2 * h, d).transpose(1, 2)
-        v = self.v_proj(x).view(b, n, h, 2 * d)
-        lam = self.lambda_value()
+        v = self.v_proj(x).view(b, n, h, 1, 2 * d).permute(0, 2, 3, 1, 4)  # (B, h, 1, N, 2d)
+        # A_i V = softmax_1 V - lambda softmax_2 V: every query/key group reads its head's V, and
+        # lambda combines the (N, 2d) group outputs, never the larger (N, N) maps.
+        v = v.expand(b, h, 2, n, 2 * d).reshape(b, 2 * h, n, 2 * d)
         if x.device.type == "cuda":
-            heads, attn = self._fused(q, k, v, lam, need_map)
+            groups, probs = self._fused(q, k, v, need_map)
         else:
-            heads, attn = self._explicit(q, k, v, lam)
-        heads = (1.0 - self.lambda_init) * self.head_norm(heads)
-        out = self.out_proj(heads.transpose(1, 2).reshape(b, n, dim))
+            groups, probs = self._explicit(q, k, v)
+        lam = self.lambda_value()
+        first, second = groups.view(b, h, 2, n, 2 * d).unbind(dim=2)
+        heads = (1.0 - self.lambda_init) * self.head_norm(first - lam.to(second.dtype) * second)
+        out = self.out_proj(heads.transpose(1, 2).reshape(b, n, dim))  # heads: (B, h, N, 2d)
+        if not need_map or probs is None:
+            return out, None
+        with torch.no_grad():
+            # mean over heads of (P_1 - lambda P_2) = mean P_1 - lambda mean P_2
+            mean = probs.view(b, h, 2, n, n).float().mean(dim=1)
+            return out, mean[:, 0] - lam * mean[:, 1]
+
+    @staticmethod
+    def _explicit(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Materialised softmax maps (fastest on CPU at AMC's head sizes).
+
+        (B, 2h, N, d) queries / keys, (B, 2h, N, 2d) values -> group outputs (B, 2h, N, 2d) and
+        the maps (B, 2h, N, N).
+        """
+        d = q.shape[-1]
+        # Scaling the (N, d) queries is cheaper than scaling the (N, N) logits.
+        probs = ((q * d**-0.5) @ k.transpose(-1, -2)).float().softmax(dim=-1)
+        return probs.type_as(v) @ v, probs
+
+    @staticmethod
+    def _fused(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, need_map: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fused ``scaled_dot_product_attention`` (flash on GPU) carries the gradient; the maps
+        (B, 2h, N, N), needed only for token scores, are recomputed without gradient."""
+        out = F.scaled_dot_product_attention(q, k, v)
         if not need_map:
             return out, None
         with torch.no_grad():
-            return out, attn.mean(dim=1)
-
-    def _explicit(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lam: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Materialised maps (fastest on CPU at AMC's head sizes): heads (B, h, N, 2d), A_i."""
-        b, _, n, d = q.shape
-        # Scaling the (N, d) queries is cheaper than scaling the (N, N) logits.
-        logits = (q * d**-0.5) @ k.transpose(-1, -2)  # (B, 2h, N, N)
-        probs = logits.float().softmax(dim=-1).view(b, self.heads, 2, n, n)
-        attn = probs[:, :, 0] - lam * probs[:, :, 1]  # (B, h, N, N)
-        return attn.type_as(v) @ v.transpose(1, 2), attn
-
-    def _fused(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lam: torch.Tensor, need_map: bool
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Fused kernels (flash on GPU): A_i V = softmax_1 V - lambda softmax_2 V, so one
-        ``scaled_dot_product_attention`` over the 2h query/key groups, each group reading its
-        head's V, carries the gradient; the map A_i is recomputed without gradient if needed."""
-        b, two_h, n, d = q.shape
-        h = self.heads
-        # (B, N, h, 2d) -> (B, h, 2, N, 2d) -> (B, 2h, N, 2d): group 2i and 2i+1 share head i's V.
-        v_groups = v.permute(0, 2, 1, 3).unsqueeze(2).expand(b, h, 2, n, 2 * d)
-        out = F.scaled_dot_product_attention(q, k, v_groups.reshape(b, two_h, n, 2 * d))
-        out = out.view(b, h, 2, n, 2 * d)
-        heads = out[:, :, 0] - lam.to(out.dtype) * out[:, :, 1]  # (B, h, N, 2d)
-        if not need_map:
-            return heads, None
-        with torch.no_grad():
-            probs = ((q * d**-0.5) @ k.transpose(-1, -2)).float().softmax(dim=-1)
-            probs = probs.view(b, h, 2, n, n)
-            return heads, probs[:, :, 0] - lam * probs[:, :, 1]
+            d = q.shape[-1]
+            return out, ((q * d**-0.5) @ k.transpose(-1, -2)).float().softmax(dim=-1)
 
 
 class VanillaAttention(nn.Module):

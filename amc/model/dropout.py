@@ -33,7 +33,8 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     words.random_(-(2**63), 2**63 - 1)
     lanes = words.view(torch.int16)[:numel].view(x.shape)
     keep = lanes >= dropped - _LANES // 2
-    return x * keep * (_LANES / (_LANES - dropped))
+    # where() rather than a product with the bool mask: mixed-dtype products are slow on CPU.
+    return torch.where(keep, x * (_LANES / (_LANES - dropped)), 0.0)
 
 
 class Dropout(nn.Dropout):

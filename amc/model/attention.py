@@ -42,6 +42,10 @@ class DifferentialAttention(nn.Module):
     entries and sum to ``1 - lambda``.
     """
 
+    # Fused kernels or materialised maps; None: fused on CUDA only (at head dim D / 2h the
+    # materialised maps are faster on CPU).
+    use_fused: bool | None = None
+
     def __init__(self, dim: int, heads: int, lambda_init: float = 0.1):
         super().__init__()
         if dim % (2 * heads) != 0:
@@ -85,7 +89,8 @@ class DifferentialAttention(nn.Module):
         # A_i V = softmax_1 V - lambda softmax_2 V: every query/key group reads its head's V, and
         # lambda combines the (N, 2d) group outputs, never the larger (N, N) maps.
         v = v.expand(b, h, 2, n, 2 * d).reshape(b, 2 * h, n, 2 * d)
-        if x.device.type == "cuda":
+        fused = x.device.type == "cuda" if self.use_fused is None else self.use_fused
+        if fused:
             groups, probs = self._fused(q, k, v, need_map)
         else:
             groups, probs = self._explicit(q, k, v)

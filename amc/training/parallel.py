@@ -24,6 +24,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+log = logging.getLogger(__name__)
 
 
 def available_cores() -> int:
@@ -34,23 +35,51 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process may use, as ``CUDA_VISIBLE_DEVICES`` entries ([] if none)."""
+    if not torch.cuda.is_available():
+        return []
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed:
+        return [d.strip() for d in listed.split(",") if d.strip()][: torch.cuda.device_count()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
 def resolve_workers(workers: int | str, jobs: int, device: torch.device) -> int:
     """Number of worker processes for ``jobs`` trainings.
 
-    ``"auto"`` (or 0) gives one process on CUDA (the GPU is the shared resource) and one per
-    available core on CPU, never more than ``jobs``.
+    ``"auto"`` (or 0) gives one process per GPU on CUDA (each GPU is a shared resource of its
+    own) and one per available core on CPU; never more than ``jobs``, nor on CUDA more than the
+    GPUs (two trainings on one GPU only contend for it).
     """
-    if workers in ("auto", 0, None):
-        workers = 1 if device.type == "cuda" else available_cores()
+    if device.type == "cuda":
+        gpus = max(1, len(visible_gpus()))
+        workers = gpus if workers in ("auto", 0, None) else min(int(workers), gpus)
+    elif workers in ("auto", 0, None):
+        workers = available_cores()
     return max(1, min(int(workers), jobs))
 
 
 def threads_per_worker(workers: int, num_threads: int = 0) -> int:
-    """Torch threads per worker: ``num_threads`` if set, else the cores shared out evenly."""
-    return num_threads if num_threads > 0 else max(1, available_cores() // workers)
+    """Torch threads per worker: the cores shared out evenly, or ``num_threads`` if set, capped
+    at that share so that the workers together never ask for more threads than there are cores
+    (oversubscribed OpenMP threads spin-wait on each other)."""
+    share = max(1, available_cores() // max(1, workers))
+    if num_threads > share:
+        log.warning(
+            "train.num_threads=%d x %d worker(s) exceeds %d core(s): using %d thread(s) each",
+            num_threads,
+            workers,
+            available_cores(),
+            share,
+        )
+    return min(num_threads, share) if num_threads > 0 else share
 
 
-def _init_worker(threads: int, log_level: int) -> None:
+def _init_worker(threads: int, log_level: int, gpus) -> None:
+    if gpus is not None:
+        # Before CUDA starts in this process: "cuda" here is the GPU handed to this worker.
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
     torch.set_num_threads(threads)
     logging.basicConfig(level=log_level, format=LOG_FORMAT, datefmt="%H:%M:%S", stream=sys.stderr)
 
@@ -61,19 +90,28 @@ def parallel_map(
     workers: int,
     threads: int = 1,
     desc: str = "",
+    gpus: Sequence[str] | None = None,
 ) -> list[R]:
     """``[fn(item) for item in items]``, in ``workers`` spawned processes of ``threads`` threads.
 
     ``fn`` and the items must be picklable (a module-level function, plain data). With
     ``workers == 1`` everything runs in this process (no pickling, easiest to debug). Results
     come back in the order of ``items``; the first exception in a worker is raised here.
+    ``gpus`` (default: :func:`visible_gpus`): each worker process sees one of them as its only
+    CUDA device, round-robin, so that workers on a multi-GPU machine do not share a GPU.
     """
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [fn(item) for item in tqdm(items, desc=desc, disable=None)]
     context = multiprocessing.get_context("spawn")  # fork after torch threads start can hang
     level = logging.getLogger().getEffectiveLevel()
+    gpus = visible_gpus() if gpus is None else list(gpus)
+    queue = None
+    if gpus:
+        queue = context.Queue()
+        for i in range(workers):
+            queue.put(gpus[i % len(gpus)])
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(threads, level)
+        workers, mp_context=context, initializer=_init_worker, initargs=(threads, level, queue)
     ) as pool:
         return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, disable=None))

@@ -31,6 +31,8 @@ Usage::
 
     python benchmarks/model_throughput.py [--quick] [--device auto|cpu|cuda]
         [--out benchmarks/results/model_throughput.json]
+    python benchmarks/model_throughput.py --against <git-rev> [--shapes ...] [--rounds 5]
+        # side by side with an earlier revision, see benchmarks/side_by_side.py
 """
 
 from __future__ import annotations
@@ -559,6 +561,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "shared machine make OpenMP spin and time the contention; torch's default on CUDA)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    _side_by_side().add_arguments(parser)
     args = parser.parse_args(argv)
     grid = QUICK_GRID if args.quick else FULL_GRID
     args.num_modalities = args.num_modalities or grid["num_modalities"]
@@ -586,6 +589,8 @@ def main(argv: list[str] | None = None) -> dict:
     ``growth`` (exponent per dataset, N, design) and ``summary``.
     """
     args = parse_args(argv)
+    if args.against:
+        return _run_side_by_side(args)
     device = select_device(args.device)
     previous_threads = torch.get_num_threads()
     threads = args.threads or (1 if device.type == "cpu" else previous_threads)
@@ -613,6 +618,35 @@ def main(argv: list[str] | None = None) -> dict:
         Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
     return report
+
+
+def _side_by_side():
+    """``benchmarks/side_by_side.py``, loaded by path (this file also runs as a script)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().with_name("side_by_side.py")
+    spec = importlib.util.spec_from_file_location("amc_side_by_side", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_side_by_side(args: argparse.Namespace) -> dict:
+    """``--against REV``: this tree vs REV at the reference and Table 7 shapes (see that file)."""
+    device = select_device(args.device).type
+    out = args.out if args.out != DEFAULT_OUT else _side_by_side().DEFAULT_OUT
+    return _side_by_side().run(
+        args.against,
+        args.shapes,
+        args.rounds,
+        args.steps,
+        warmup=max(args.warmup, 1),
+        threads=args.threads or 1,
+        device=device,
+        clock=args.clock,
+        seed=args.seed,
+        out=out,
+    )
 
 
 if __name__ == "__main__":

@@ -8,12 +8,15 @@ it sits on the lowest floor so feature extractors and training both import it
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 from typing import Literal
 
 import torch
 
 from amc.errors import InputError
+
+log = logging.getLogger(__name__)
 
 
 def select_device(device: Literal["auto", "cpu", "cuda"] | str = "auto") -> torch.device:
@@ -54,6 +57,27 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def visible_gpus() -> list[str]:
+    """The CUDA devices this process may use, as ``CUDA_VISIBLE_DEVICES`` entries ([] if none)."""
+    if not torch.cuda.is_available():
+        return []
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed:
+        return [d.strip() for d in listed.split(",") if d.strip()][: torch.cuda.device_count()]
+    return [str(i) for i in range(torch.cuda.device_count())]
+
+
 def threads_per_worker(workers: int, num_threads: int = 0) -> int:
-    """Torch threads per worker: ``num_threads`` if set, else the cores shared out evenly."""
-    return num_threads if num_threads > 0 else max(1, available_cores() // workers)
+    """Torch threads per worker: the cores shared out evenly, or ``num_threads`` if set, capped
+    at that share so that the workers together never ask for more threads than there are cores
+    (oversubscribed OpenMP threads spin-wait on each other)."""
+    share = max(1, available_cores() // max(1, workers))
+    if num_threads > share:
+        log.warning(
+            "train.num_threads=%d x %d worker(s) exceeds %d core(s): using %d thread(s) each",
+            num_threads,
+            workers,
+            available_cores(),
+            share,
+        )
+    return min(num_threads, share) if num_threads > 0 else share

@@ -36,6 +36,8 @@ Usage::
 
     python benchmarks/model_throughput.py [--quick] [--device auto|cpu|cuda]
         [--out benchmarks/results/model_throughput.json] [--token-pairs all ring]
+    python benchmarks/model_throughput.py --against <git-rev> [--shapes ...] [--rounds 5]
+        # side by side with an earlier revision, see benchmarks/side_by_side.py
 """
 
 from __future__ import annotations
@@ -673,6 +675,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="instead of the design comparison: AMC's full training step per L_T pair scheme "
         "(loss.token_pairs) over M (default M grid 2 4 8 12, N 16)",
     )
+    _side_by_side().add_arguments(parser)
     args = parser.parse_args(argv)
     grid = QUICK_GRID if args.quick else FULL_GRID
     if args.token_pairs and not args.quick:
@@ -702,6 +705,8 @@ def main(argv: list[str] | None = None) -> dict:
     ``growth`` (exponent per dataset, N, design) and ``summary``.
     """
     args = parse_args(argv)
+    if args.against:
+        return _run_side_by_side(args)
     device = select_device(args.device)
     previous_threads = torch.get_num_threads()
     threads = args.threads or (1 if device.type == "cpu" else previous_threads)
@@ -760,6 +765,35 @@ def _main_pair_schemes(
         Path(tmp).write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out}")
     return report
+
+
+def _side_by_side():
+    """``benchmarks/side_by_side.py``, loaded by path (this file also runs as a script)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().with_name("side_by_side.py")
+    spec = importlib.util.spec_from_file_location("amc_side_by_side", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_side_by_side(args: argparse.Namespace) -> dict:
+    """``--against REV``: this tree vs REV at the reference and Table 7 shapes (see that file)."""
+    device = select_device(args.device).type
+    out = args.out if args.out != DEFAULT_OUT else _side_by_side().DEFAULT_OUT
+    return _side_by_side().run(
+        args.against,
+        args.shapes,
+        args.rounds,
+        args.steps,
+        warmup=max(args.warmup, 1),
+        threads=args.threads or 1,
+        device=device,
+        clock=args.clock,
+        seed=args.seed,
+        out=out,
+    )
 
 
 if __name__ == "__main__":

@@ -1,8 +1,16 @@
 """amc.training.parallel: worker counts and order-preserving parallel map."""
 
+import os
+
 import torch
 
-from amc.training.parallel import parallel_map, resolve_workers, threads_per_worker
+from amc.training.parallel import (
+    available_cores,
+    parallel_map,
+    resolve_workers,
+    threads_per_worker,
+    visible_gpus,
+)
 
 
 def _square_and_threads(x: int) -> tuple[int, int]:
@@ -13,10 +21,15 @@ def test_resolve_workers():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_workers(3, 10, cpu) == 3
     assert resolve_workers(8, 2, cpu) == 2  # never more workers than jobs
-    assert resolve_workers("auto", 10, cuda) == 1
+    assert resolve_workers("auto", 10, cuda) == max(1, len(visible_gpus()))
+    assert resolve_workers(8, 10, cuda) == max(1, len(visible_gpus()))  # one process per GPU
     assert 1 <= resolve_workers("auto", 10, cpu) <= 10
     assert resolve_workers("auto", 1, cpu) == 1
-    assert threads_per_worker(2, num_threads=3) == 3
+    cores = available_cores()
+    assert threads_per_worker(1, num_threads=1) == 1
+    # never more threads in all than cores: an explicit request is capped at the even share
+    assert threads_per_worker(2, num_threads=cores) == max(1, cores // 2)
+    assert threads_per_worker(1) == cores
     assert threads_per_worker(10_000) == 1
 
 
@@ -27,3 +40,12 @@ def test_parallel_map_keeps_order_and_sets_worker_threads():
     assert {t for _, t in out} == {1}
     serial = parallel_map(_square_and_threads, items, workers=1)
     assert [v for v, _ in serial] == [25, 1, 16, 4, 9]
+
+
+def _visible_gpu(_: int) -> str:
+    return os.environ.get("CUDA_VISIBLE_DEVICES", "")
+
+
+def test_parallel_map_gives_each_worker_its_own_gpu():
+    out = parallel_map(_visible_gpu, range(6), workers=2, threads=1, gpus=["3", "5"])
+    assert set(out) <= {"3", "5"} and out  # every job saw exactly one of the two GPUs

@@ -4,7 +4,8 @@ No dropout on the attention probabilities: the map is what AMC reads token score
 dropout is applied to the block's residual branches instead (it is also the costliest op on CPU).
 
 Both take ``x`` of shape (B, N, D) and return ``(out (B, N, D), attn (B, N, N))``; attention is
-bidirectional (no causal mask). The map is what AMC scores tokens with (eq. 3, 6).
+bidirectional (no causal mask). The map is what AMC scores tokens with (eq. 3, 6); it carries no
+gradient (token scores never do) and is skipped with ``need_map=False``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 
 class RMSNorm(nn.Module):
@@ -39,6 +41,10 @@ class DifferentialAttention(nn.Module):
     The returned map is the mean of the A_i over heads, shape (B, N, N); rows can hold negative
     entries and sum to ``1 - lambda``.
     """
+
+    # Fused kernels or materialised maps; None: fused on CUDA only (at head dim D / 2h the
+    # materialised maps are faster on CPU).
+    use_fused: bool | None = None
 
     def __init__(self, dim: int, heads: int, lambda_init: float = 0.1):
         super().__init__()
@@ -67,21 +73,64 @@ class DifferentialAttention(nn.Module):
             + self.lambda_init
         )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, need_map: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, N, D) -> (out (B, N, D), head-averaged map (B, N, N) or None).
+
+        The map carries no gradient (token scores never do); ``need_map=False`` skips it.
+        """
         b, n, dim = x.shape
         h, d = self.heads, self.head_dim
         # (B, N, 2h, d) -> (B, 2h, N, d); pairs (2i, 2i+1) are head i's two query/key groups.
         q = self.q_proj(x).view(b, n, 2 * h, d).transpose(1, 2)
         k = self.k_proj(x).view(b, n, 2 * h, d).transpose(1, 2)
-        v = self.v_proj(x).view(b, n, h, 2 * d).transpose(1, 2)  # (B, h, N, 2d)
-        logits = q @ k.transpose(-1, -2) / math.sqrt(d)  # (B, 2h, N, N)
-        probs = logits.float().softmax(dim=-1).view(b, h, 2, n, n)
+        v = self.v_proj(x).view(b, n, h, 1, 2 * d).permute(0, 2, 3, 1, 4)  # (B, h, 1, N, 2d)
+        # A_i V = softmax_1 V - lambda softmax_2 V: every query/key group reads its head's V, and
+        # lambda combines the (N, 2d) group outputs, never the larger (N, N) maps.
+        v = v.expand(b, h, 2, n, 2 * d).reshape(b, 2 * h, n, 2 * d)
+        fused = x.device.type == "cuda" if self.use_fused is None else self.use_fused
+        if fused:
+            groups, probs = self._fused(q, k, v, need_map)
+        else:
+            groups, probs = self._explicit(q, k, v)
         lam = self.lambda_value()
-        attn = probs[:, :, 0] - lam * probs[:, :, 1]  # (B, h, N, N)
-        heads = attn.type_as(v) @ v  # (B, h, N, 2d)
-        heads = (1.0 - self.lambda_init) * self.head_norm(heads)
-        out = self.out_proj(heads.transpose(1, 2).reshape(b, n, dim))
-        return out, attn.mean(dim=1)
+        first, second = groups.view(b, h, 2, n, 2 * d).unbind(dim=2)
+        heads = (1.0 - self.lambda_init) * self.head_norm(first - lam.to(second.dtype) * second)
+        out = self.out_proj(heads.transpose(1, 2).reshape(b, n, dim))  # heads: (B, h, N, 2d)
+        if not need_map or probs is None:
+            return out, None
+        with torch.no_grad():
+            # mean over heads of (P_1 - lambda P_2) = mean P_1 - lambda mean P_2
+            mean = probs.view(b, h, 2, n, n).float().mean(dim=1)
+            return out, mean[:, 0] - lam * mean[:, 1]
+
+    @staticmethod
+    def _explicit(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Materialised softmax maps (fastest on CPU at AMC's head sizes).
+
+        (B, 2h, N, d) queries / keys, (B, 2h, N, 2d) values -> group outputs (B, 2h, N, 2d) and
+        the maps (B, 2h, N, N).
+        """
+        d = q.shape[-1]
+        # Scaling the (N, d) queries is cheaper than scaling the (N, N) logits.
+        probs = ((q * d**-0.5) @ k.transpose(-1, -2)).float().softmax(dim=-1)
+        return probs.type_as(v) @ v, probs
+
+    @staticmethod
+    def _fused(
+        q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, need_map: bool
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Fused ``scaled_dot_product_attention`` (flash on GPU) carries the gradient; the maps
+        (B, 2h, N, N), needed only for token scores, are recomputed without gradient."""
+        out = F.scaled_dot_product_attention(q, k, v)
+        if not need_map:
+            return out, None
+        with torch.no_grad():
+            d = q.shape[-1]
+            return out, ((q * d**-0.5) @ k.transpose(-1, -2)).float().softmax(dim=-1)
 
 
 class VanillaAttention(nn.Module):
@@ -96,12 +145,19 @@ class VanillaAttention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=False)
         self.out_proj = nn.Linear(dim, dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, need_map: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, N, D) -> (out (B, N, D), head-averaged map (B, N, N), no gradient, or None)."""
         b, n, dim = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if not need_map:
+            out = F.scaled_dot_product_attention(q, k, v)
+            return self.out_proj(out.transpose(1, 2).reshape(b, n, dim)), None
         attn = (q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)).float().softmax(dim=-1)
-        out = (attn.type_as(v) @ v).transpose(1, 2).reshape(b, n, dim)
-        return self.out_proj(out), attn.mean(dim=1)
+        out = self.out_proj((attn.type_as(v) @ v).transpose(1, 2).reshape(b, n, dim))
+        with torch.no_grad():
+            return out, attn.mean(dim=1)
 
 
 def build_attention(kind: str, dim: int, heads: int, lambda_init: float = 0.1):

@@ -6,13 +6,15 @@ import torch
 from torch import nn
 
 from amc.model.attention import build_attention
+from amc.model.dropout import Dropout
 from amc.model.moe import DenseFFN, SparseMoE
 
 
 class ImprovedBlock(nn.Module):
-    """(B', N, D) -> (out (B', N, D), attention map (B', N, N), balance loss scalar).
+    """(B', N, D) -> (out (B', N, D), attention map (B', N, N) or None, balance loss scalar).
 
-    ``attention``: ``differential`` | ``vanilla``; ``ffn``: ``smoe`` | ``dense``.
+    ``attention``: ``differential`` | ``vanilla``; ``ffn``: ``smoe`` | ``dense``. The map carries
+    no gradient; ``need_map=False`` skips computing it (then it is None).
     """
 
     def __init__(
@@ -36,10 +38,13 @@ class ImprovedBlock(nn.Module):
             self.ffn = DenseFFN(dim)
         else:
             raise ValueError(f"model.ffn={ffn!r} is not one of smoe, dense")
-        self.dropout = nn.Dropout(dropout)
+        # Residual dropout only (none inside attention or experts), with the cheap CPU mask.
+        self.dropout = Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h, attn = self.attn(self.norm_attn(x))
+    def forward(
+        self, x: torch.Tensor, need_map: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        h, attn = self.attn(self.norm_attn(x), need_map=need_map)
         x = x + self.dropout(h)
         h, balance = self.ffn(self.norm_ffn(x))
         return x + self.dropout(h), attn, balance

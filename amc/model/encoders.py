@@ -16,6 +16,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from amc.model.dropout import Dropout, dropout
+
 
 def _pad_split(x: torch.Tensor, parts: int) -> torch.Tensor:
     """(B, F) -> (B, parts, ceil(F / parts)), zero-padding the tail."""
@@ -52,7 +54,7 @@ class VectorTokenizer(nn.Module):
         super().__init__()
         self.proj = PositionwiseProjection(in_dim, tokens, dim)
         self.pos = nn.Parameter(torch.randn(tokens, dim) * 0.02)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.proj(x) + self.pos)
@@ -135,7 +137,7 @@ class VolumeEncoder(nn.Module):
         self.tokens, self.dim = tokens, dim
         self.proj = nn.Linear(c_in, tokens * dim)
         self.pos = nn.Parameter(torch.randn(tokens, dim) * 0.02)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
         """``present`` (B,) bool: only these subjects enter the CNN, so batch-norm statistics
@@ -155,10 +157,18 @@ class VolumeEncoder(nn.Module):
 
 
 class ModalityTransformer(nn.Module):
-    """``layers`` vanilla pre-norm transformer layers for one modality: (B, N, D) -> (B, N, D)."""
+    """``layers`` vanilla pre-norm transformer layers for one modality: (B, N, D) -> (B, N, D).
+
+    Each layer is ``x + Drop(Attn(LN(x)))`` then ``x + Drop(W2 GELU(W1 LN(x)))``: dropout on the
+    two residual branches only. The parameters live in ``nn.TransformerEncoderLayer`` modules (same
+    initialisation and state-dict keys as before), but :func:`encoder_layer` runs them: without
+    dropout on the attention probabilities the attention is one fused
+    ``scaled_dot_product_attention`` call, and the residual dropout uses the cheap CPU mask.
+    """
 
     def __init__(self, dim: int, heads: int, layers: int, dropout: float = 0.0) -> None:
         super().__init__()
+        self.dropout = dropout
         self.layers = nn.ModuleList(
             nn.TransformerEncoderLayer(
                 dim,
@@ -174,5 +184,23 @@ class ModalityTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
-            x = layer(x)
+            x = encoder_layer(layer, x, self.dropout, self.training)
         return x
+
+
+def encoder_layer(
+    layer: nn.TransformerEncoderLayer, x: torch.Tensor, p: float, training: bool
+) -> torch.Tensor:
+    """One pre-norm GELU layer with ``layer``'s weights, residual dropout ``p``: (B, N, D).
+
+    Equals ``layer(x)`` (``norm_first=True``, ``batch_first=True``) when no dropout is active.
+    """
+    b, n, dim = x.shape
+    attn = layer.self_attn
+    heads = attn.num_heads
+    qkv = F.linear(layer.norm1(x), attn.in_proj_weight, attn.in_proj_bias)
+    q, k, v = qkv.view(b, n, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)  # (B, h, N, d) each
+    h = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, dim)
+    x = x + dropout(attn.out_proj(h), p, training)
+    h = layer.linear2(F.gelu(layer.linear1(layer.norm2(x))))
+    return x + dropout(h, p, training)

@@ -55,14 +55,16 @@ class SparseMoE(nn.Module):
         probs = self.gate(tokens).float().softmax(dim=-1)  # (T, E)
         top_p, top_i = probs.topk(self.top_k, dim=-1)  # (T, k)
         weights = top_p / top_p.sum(dim=-1, keepdim=True)
-        out = torch.zeros_like(tokens)
-        # Loop over experts (a handful), never over tokens: gather each expert's tokens once.
-        for e, expert in enumerate(self.experts):
-            token_idx, slot = (top_i == e).nonzero(as_tuple=True)
-            if token_idx.numel() == 0:
-                continue
-            y = expert(tokens[token_idx]) * weights[token_idx, slot].unsqueeze(-1).to(tokens.dtype)
-            out = out.index_add(0, token_idx, y.to(out.dtype))
+        # Dispatch sorted by expert: one gather puts each expert's tokens in a contiguous run, one
+        # index_add scatters the weighted outputs back; the run lengths are the only host sync.
+        expert_of = top_i.reshape(-1)  # (T k,) dispatches, token-major
+        order = expert_of.argsort(stable=True)
+        token_of = order // self.top_k
+        counts = torch.bincount(expert_of, minlength=self.num_experts).tolist()
+        runs = tokens.index_select(0, token_of).split(counts)
+        y = torch.cat([expert(run) for expert, run in zip(self.experts, runs, strict=True)])
+        y = y * weights.reshape(-1)[order].unsqueeze(-1).to(y.dtype)
+        out = torch.zeros_like(tokens).index_add_(0, token_of, y.to(tokens.dtype))
         return out.view(shape), load_balancing_loss(probs, top_i)
 
 

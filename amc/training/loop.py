@@ -177,7 +177,8 @@ def train_model(
     for epoch in bar:
         model.train()
         fuse = fusion_on and epoch >= settings.warmup_epochs
-        totals = {"loss": 0.0, "task": 0.0, "instance": 0.0, "token": 0.0, "balance": 0.0}
+        # Running sums stay on the device: one host sync per epoch, not several per step.
+        totals: dict[str, torch.Tensor] = {}
         steps = 0
         for idx in _batches(len(train_idx), settings.batch_size, generator):
             batch = {k: v[idx].to(device) for k, v in x_train.items()}
@@ -196,14 +197,16 @@ def train_model(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             optimizer.step()
-            totals["loss"] += loss.item()
-            totals["task"] += task.item()
-            for k, v in out.aux_losses.items():
-                totals[k] = totals.get(k, 0.0) + float(v.detach())
+            for key, value in (("loss", loss), ("task", task), *out.aux_losses.items()):
+                value = value.detach().to(torch.float64)
+                totals[key] = totals[key] + value if key in totals else value
             steps += 1
         val_out = run_model(model, x_val, p_val, fuse, device, dtype)
         score = validation_score(cohort.task, val_out["logits"], val)
-        record = {k: v / max(steps, 1) for k, v in totals.items()}
+        record = dict.fromkeys(("loss", "task", *weights), 0.0)  # a method without L_I / L_T: 0
+        if totals:
+            means = (torch.stack(list(totals.values())) / max(steps, 1)).tolist()
+            record.update(zip(totals, means, strict=True))
         record.update(epoch=epoch, val_score=score, fused=fuse)
         state["history"].append(record)
         if epoch >= select_from:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -19,26 +20,38 @@ from typing import TypeVar
 import torch
 from tqdm.auto import tqdm
 
-from amc.runtime import available_cores, threads_per_worker  # noqa: F401  (re-exported)
+from amc.runtime import (  # noqa: F401  (threads_per_worker re-exported)
+    available_cores,
+    threads_per_worker,
+    visible_gpus,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 LOG_FORMAT = "%(asctime)s %(name)s: %(message)s"
+log = logging.getLogger(__name__)
 
 
 def resolve_workers(workers: int | str, jobs: int, device: torch.device) -> int:
     """Number of worker processes for ``jobs`` trainings.
 
-    ``"auto"`` (or 0) gives one process on CUDA (the GPU is the shared resource) and one per
-    available core on CPU, never more than ``jobs``.
+    ``"auto"`` (or 0) gives one process per GPU on CUDA (each GPU is a shared resource of its
+    own) and one per available core on CPU; never more than ``jobs``, nor on CUDA more than the
+    GPUs (two trainings on one GPU only contend for it).
     """
-    if workers in ("auto", 0, None):
-        workers = 1 if device.type == "cuda" else available_cores()
+    if device.type == "cuda":
+        gpus = max(1, len(visible_gpus()))
+        workers = gpus if workers in ("auto", 0, None) else min(int(workers), gpus)
+    elif workers in ("auto", 0, None):
+        workers = available_cores()
     return max(1, min(int(workers), jobs))
 
 
-def _init_worker(threads: int, log_level: int) -> None:
+def _init_worker(threads: int, log_level: int, gpus) -> None:
+    if gpus is not None:
+        # Before CUDA starts in this process: "cuda" here is the GPU handed to this worker.
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
     torch.set_num_threads(threads)
     logging.basicConfig(level=log_level, format=LOG_FORMAT, datefmt="%H:%M:%S", stream=sys.stderr)
 
@@ -49,19 +62,28 @@ def parallel_map(
     workers: int,
     threads: int = 1,
     desc: str = "",
+    gpus: Sequence[str] | None = None,
 ) -> list[R]:
     """``[fn(item) for item in items]``, in ``workers`` spawned processes of ``threads`` threads.
 
     ``fn`` and the items must be picklable (a module-level function, plain data). With
     ``workers == 1`` everything runs in this process (no pickling, easiest to debug). Results
     come back in the order of ``items``; the first exception in a worker is raised here.
+    ``gpus`` (default: :func:`visible_gpus`): each worker process sees one of them as its only
+    CUDA device, round-robin, so that workers on a multi-GPU machine do not share a GPU.
     """
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [fn(item) for item in tqdm(items, desc=desc, disable=None)]
     context = multiprocessing.get_context("spawn")  # fork after torch threads start can hang
     level = logging.getLogger().getEffectiveLevel()
+    gpus = visible_gpus() if gpus is None else list(gpus)
+    queue = None
+    if gpus:
+        queue = context.Queue()
+        for i in range(workers):
+            queue.put(gpus[i % len(gpus)])
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_init_worker, initargs=(threads, level)
+        workers, mp_context=context, initializer=_init_worker, initargs=(threads, level, queue)
     ) as pool:
         return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, disable=None))

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from amc.data.cohort import Cohort, load_cohort
+from amc.data.splits import check_split_table
 from amc.data.store import read_table
 from amc.errors import InputError
 from stages.params import labels_file, modality_files
@@ -36,7 +37,7 @@ def split_file(name: str) -> Path:
 
 def split_for_seed(name: str, cohort: Cohort, seed: int) -> np.ndarray:
     """(P,) split names of ``cohort``'s patients for one seed, from data/splits/<name>.parquet."""
-    splits = read_table(split_file(name))
+    splits = check_split_table(read_table(split_file(name)), str(split_file(name)))
     rows = splits[splits["seed"] == seed].set_index("patient_id")["split"]
     if rows.empty:
         raise InputError(

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from amc.data.store import atomic_path, write_json, write_table
 from amc.errors import InputError
@@ -24,6 +23,7 @@ from amc.evaluation.metrics import (
     classification_metrics,
     survival_metrics,
 )
+from amc.training.checkpoint import load_model_checkpoint
 from amc.training.loop import predict
 from stages._cli import run
 from stages._dataset import cohort_for, method_label, split_for_seed
@@ -35,11 +35,7 @@ log = logging.getLogger("stages.evaluate")
 def seed_predictions(ds, cohort, seed: int, split: np.ndarray) -> tuple[pd.DataFrame, dict]:
     """Predictions of one seed's model for all patients, and its test metrics."""
     path = Path("models") / ds["name"] / f"seed{seed}.pt"
-    if not path.exists():
-        raise InputError(
-            f"{path}: checkpoint not found", hint=f"run `dvc repro train@{ds['name']}`"
-        )
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_model_checkpoint(path, cohort.modalities, cohort.class_names, ds["name"])
     out = predict(ckpt, cohort, ds["train"]["device"], ds["train"]["precision"])
     frame = pd.DataFrame(
         {"patient_id": cohort.patient_ids.astype(str), "seed": seed, "split": split.astype(str)}

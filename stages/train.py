@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from amc.data.cohort import Cohort
 from amc.data.store import atomic_path
 from amc.errors import InputError
+from amc.training.checkpoint import save_checkpoint
 from amc.training.device import select_device
 from amc.training.parallel import parallel_map, resolve_workers, threads_per_worker
 from stages._cli import run
@@ -76,8 +76,7 @@ def train_seed(job: tuple[str, dict[str, Any], Cohort, np.ndarray, int]) -> tupl
         resume_path=cache / f"seed{seed}.resume.pt",
         desc=f"{name} seed {seed}",
     )
-    with atomic_path(Path("models") / name / f"seed{seed}.pt") as tmp:
-        torch.save(ckpt, tmp)
+    save_checkpoint(ckpt, Path("models") / name / f"seed{seed}.pt")  # same weights, same bytes
     log_curves(ckpt["history"], Path("reports") / name / "train" / f"seed{seed}")
     return ckpt["best_epoch"], ckpt["best_val"]
 

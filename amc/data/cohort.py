@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from amc.data import checks
 from amc.data.store import read_features, read_table
 from amc.errors import InputError
 
@@ -79,36 +80,37 @@ def read_labels(path: Path, task: str) -> pd.DataFrame:
             f"{path}: missing column(s) {missing}",
             hint=f"a {task} label table needs columns {needed}",
         )
+    checks.check_not_empty(len(df), path, "label")
     df = df.copy()
-    df["patient_id"] = df["patient_id"].astype(str)
-    dup = df["patient_id"].duplicated()
-    if dup.any():
-        raise InputError(
-            f"{path}: patient_id {df['patient_id'][dup].iloc[0]!r} appears twice",
-            hint="one label row per patient",
-        )
+    df["patient_id"] = checks.patient_ids(df["patient_id"], path)
     if task == "classification":
-        if df["label"].isna().any():
-            bad = df.loc[df["label"].isna(), "patient_id"].iloc[0]
-            raise InputError(f"{path}: patient {bad!r} has no label", hint="drop or label it")
+        missing_label = df["label"].isna() | (df["label"].astype(str).str.strip() == "")
+        if missing_label.any():
+            bad = df.loc[missing_label, "patient_id"].iloc[0]
+            raise InputError(
+                f"{path}: patient {bad!r} has no label ({int(missing_label.sum())} unlabelled)",
+                hint="drop or label it",
+            )
     else:
-        for col in ("time", "event"):
-            values = pd.to_numeric(df[col], errors="coerce")
-            if values.isna().any() or not np.isfinite(values).all():
-                bad = df.loc[values.isna() | ~np.isfinite(values.fillna(0)), "patient_id"].iloc[0]
-                raise InputError(
-                    f"{path}: patient {bad!r} has an invalid {col!r}",
-                    hint="time must be a finite number of days, event 0/1",
-                )
-            df[col] = values
+        df["time"] = checks.numeric_column(
+            df, "time", path, hint="time must be a finite number of days"
+        )
+        df["event"] = checks.numeric_column(
+            df, "event", path, hint="event must be 0/1 (1 = death observed)"
+        )
         if (df["time"] < 0).any():
             bad = df.loc[df["time"] < 0, "patient_id"].iloc[0]
             raise InputError(
                 f"{path}: patient {bad!r} has a negative time",
                 hint="survival times are days from diagnosis, >= 0",
             )
-        if not df["event"].isin([0, 1]).all():
-            raise InputError(f"{path}: column 'event' must hold 0/1 (1 = death observed)")
+        not_binary = ~df["event"].isin([0, 1])
+        if not_binary.any():
+            raise InputError(
+                f"{path}: patient {df.loc[not_binary, 'patient_id'].iloc[0]!r} has event "
+                f"{df.loc[not_binary, 'event'].iloc[0]!r}; column 'event' must hold 0/1",
+                hint="1 = death observed, 0 = censored",
+            )
     return df
 
 

@@ -1,0 +1,77 @@
+"""Saving and loading torch checkpoints: byte-identical for identical content, bad files named.
+
+``torch.save`` to a file path names the zip members after that file, so saving to a random
+temporary name would make identical weights give different bytes (and DVC re-run every stage
+downstream). Saving goes through an in-memory buffer, whose members are always ``archive/...``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from amc.data.store import atomic_path
+from amc.errors import InputError
+
+#: Keys every model checkpoint written by the train stage holds.
+CHECKPOINT_KEYS = ("state_dict", "config", "scalers", "class_names", "modalities", "fused")
+
+
+def checkpoint_bytes(obj: Any) -> bytes:
+    """``torch.save`` of ``obj`` as bytes; identical content gives identical bytes."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def save_checkpoint(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``torch.save(obj)`` to ``path`` atomically, with stable bytes."""
+    data = checkpoint_bytes(obj)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def read_checkpoint(path: str | os.PathLike, hint: str) -> dict[str, Any]:
+    """``torch.load`` a checkpoint; a missing, truncated or foreign file is an InputError."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: checkpoint not found", hint=hint)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except OSError:
+        raise  # no permission, I/O error: reported as such, with the path
+    except Exception as exc:
+        # torch reports a truncated or non-zip file as RuntimeError (PytorchStreamReader),
+        # others as unpickling / EOF errors; either way the file cannot be used.
+        raise InputError(f"{path}: not a readable checkpoint ({exc})", hint=hint) from exc
+    if not isinstance(obj, dict):
+        raise InputError(f"{path}: not a checkpoint of this project", hint=hint)
+    return obj
+
+
+def load_model_checkpoint(
+    path: str | os.PathLike, modalities: list[str], class_names: list[str], dataset: str
+) -> dict[str, Any]:
+    """Read a model checkpoint and check it was trained for this dataset's modalities/classes."""
+    hint = f"run `dvc repro -f train@{dataset}`"
+    ckpt = read_checkpoint(path, hint)
+    missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
+    if missing:
+        raise InputError(f"{path}: not a model checkpoint (lacks {missing})", hint=hint)
+    if list(ckpt["modalities"]) != list(modalities):
+        raise InputError(
+            f"{path}: trained on modalities {list(ckpt['modalities'])}, but dataset "
+            f"{dataset!r} has {list(modalities)}",
+            hint=hint,
+        )
+    if list(ckpt["class_names"]) != list(class_names):
+        raise InputError(
+            f"{path}: trained for classes {list(ckpt['class_names'])}, but the labels now hold "
+            f"{list(class_names)}",
+            hint=hint,
+        )
+    return ckpt

@@ -169,6 +169,12 @@ def load_cohort(
             )
         pos = index.get_indexer(pids.astype(str))
         known = pos >= 0
+        if not known.any():
+            raise InputError(
+                f"{path}: none of its {len(pids)} patient ids is in the label table "
+                f"{labels_path} (e.g. {pids[0]!r} vs {ids[0]!r})",
+                hint="use the same patient_id format in every table",
+            )
         if (~known).any():
             log.info("%s: %d patients have no label and are ignored", path, int((~known).sum()))
         out = np.zeros((len(ids), *feats.shape[1:]), dtype=np.float32)

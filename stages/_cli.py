@@ -23,7 +23,9 @@ _ACCESS = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 def stage_name(main: Callable[[list[str]], None], argv: list[str]) -> str:
     """The DVC stage a CLI call runs, e.g. ``train@mimic-iv`` or ``extract@tcga-rna``."""
-    name = getattr(main, "__module__", "stage").rsplit(".", 1)[-1]
+    module = sys.modules.get(getattr(main, "__module__", ""))
+    spec = getattr(module, "__spec__", None)  # `python -m stages.x` runs as __main__
+    name = (spec.name if spec is not None else getattr(main, "__module__", "stage")).rsplit(".")[-1]
     return f"{name}@{'-'.join(argv)}" if argv else name
 
 

@@ -53,9 +53,10 @@ def _remove(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _named(exc: OSError, path: Path) -> OSError:
-    """The same OS error, naming ``path`` when the raiser did not (pyarrow, buffered writes)."""
-    if exc.filename is not None:
+def _named(exc: OSError, path: Path, tmp: Path | None = None) -> OSError:
+    """The same OS error naming ``path``, when the raiser named nothing (pyarrow, buffered
+    writes) or only the temporary, whose random name means nothing to the user."""
+    if exc.filename is not None and (tmp is None or str(exc.filename) != str(tmp)):
         return exc
     named = OSError(exc.errno, exc.strerror or str(exc), str(path))
     named.__cause__ = exc
@@ -87,7 +88,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(final)
         os.replace(tmp_path, final)
     except OSError as exc:
-        raise _named(exc, final) from exc
+        raise _named(exc, final, tmp_path) from exc
     finally:
         _remove(tmp_path)
 

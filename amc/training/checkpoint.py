@@ -42,11 +42,11 @@ def read_checkpoint(path: str | os.PathLike, hint: str) -> dict[str, Any]:
         raise InputError(f"{path}: checkpoint not found", hint=hint)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
-    except OSError:
-        raise  # no permission, I/O error: reported as such, with the path
+    except PermissionError:
+        raise  # an OS error, reported as such (with the path) by the stage CLI
     except Exception as exc:
         # torch reports a truncated or non-zip file as RuntimeError (PytorchStreamReader),
-        # others as unpickling / EOF errors; either way the file cannot be used.
+        # OSError (EINVAL) or an unpickling / EOF error: the file cannot be used.
         raise InputError(f"{path}: not a readable checkpoint ({exc})", hint=hint) from exc
     if not isinstance(obj, dict):
         raise InputError(f"{path}: not a checkpoint of this project", hint=hint)

@@ -143,6 +143,8 @@ def run_cli(root: Path, stage: str, *args: str, **kwargs: Any) -> StageResult:
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "OMP_NUM_THREADS": "1",
         "MPLBACKEND": "Agg",
+        # a child under a file-size limit must not leave truncated bytecode in the repository
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
     done = subprocess.run(
         [sys.executable, "-m", f"stages.{stage}", *args],

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+import sys
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,30 @@ from amc.errors import InputError
 CHECKPOINT_KEYS = ("state_dict", "config", "scalers", "class_names", "modalities", "fused")
 
 
+def canonical(obj: Any) -> Any:
+    """A copy of ``obj`` whose pickle depends on its content only, not on object identity.
+
+    Pickle writes a back-reference for an object it has already seen, so two equal strings
+    that are one object (interned literals of a fresh run) or two objects (read back from a
+    resume file) give different bytes. Strings are interned and dicts / lists / tuples rebuilt
+    (never shared); tensors, arrays and other objects are kept as they are.
+    """
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if type(obj) in (dict, OrderedDict):
+        out = type(obj)((canonical(k), canonical(v)) for k, v in obj.items())
+        if hasattr(obj, "_metadata"):  # state_dict versions, read by load_state_dict
+            out._metadata = canonical(obj._metadata)
+        return out
+    if type(obj) in (list, tuple):
+        return type(obj)(canonical(v) for v in obj)
+    return obj
+
+
 def checkpoint_bytes(obj: Any) -> bytes:
     """``torch.save`` of ``obj`` as bytes; identical content gives identical bytes."""
     buffer = io.BytesIO()
-    torch.save(obj, buffer)
+    torch.save(canonical(obj), buffer)
     return buffer.getvalue()
 
 

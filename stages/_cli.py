@@ -31,10 +31,12 @@ def stage_name(main: Callable[[list[str]], None], argv: list[str]) -> str:
 
 def os_error_message(exc: OSError, stage: str) -> str:
     """One line naming the stage, the path and the cause, and a hint that fits the cause."""
-    path = exc.filename if exc.filename is not None else "(path unknown)"
+    if exc.filename is None:  # the message itself is all there is (pyarrow names the file)
+        cause, path = str(exc), "(no path given)"
+    else:
+        cause, path = exc.strerror or str(exc), str(exc.filename)
     if exc.filename2 is not None:
         path = f"{path} -> {exc.filename2}"
-    cause = exc.strerror or str(exc)
     if exc.errno in _SPACE:
         hint = "free disk space (or raise the file-size limit) where the path lives, then re-run"
     elif exc.errno in _ACCESS:

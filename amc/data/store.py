@@ -155,9 +155,21 @@ def _decode_metadata(raw: Mapping[bytes, bytes] | None) -> dict[str, Any]:
 
 
 def write_table(
-    df: pd.DataFrame, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None
+    df: pd.DataFrame,
+    path: str | os.PathLike,
+    metadata: Mapping[str, Any] | None = None,
+    allow_empty: bool = False,
 ) -> None:
-    """Write a DataFrame to Parquet atomically, with ``amc:`` key-value metadata."""
+    """Write a DataFrame to Parquet atomically, with ``amc:`` key-value metadata.
+
+    A table without rows is refused (an InputError naming ``path``) unless ``allow_empty``:
+    an empty output would count as valid downstream and hide the cause upstream.
+    """
+    if df.empty and not allow_empty:
+        raise InputError(
+            f"{path}: refusing to write a table with no rows",
+            hint="the inputs selected no patient: check the raw files and the filters",
+        )
     table = pa.Table.from_pandas(df, preserve_index=False)
     _write_arrow(table, path, metadata)
 
@@ -174,6 +186,8 @@ def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
     """pq.read_table, with a file that is not Parquet (or truncated) named as bad input."""
     try:
         return pq.read_table(path, columns=columns)
+    except OSError as exc:  # no permission, I/O error: pyarrow's errors name no file
+        raise _named(exc, path) from exc
     except pa.ArrowInvalid as exc:
         raise InputError(
             f"{path}: not a readable Parquet file ({exc})",
@@ -196,6 +210,8 @@ def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.
 def _read_schema(path: Path) -> pa.Schema:
     try:
         return pq.read_schema(path)
+    except OSError as exc:
+        raise _named(exc, path) from exc
     except pa.ArrowInvalid as exc:
         raise InputError(
             f"{path}: not a readable Parquet file ({exc})",
@@ -225,6 +241,11 @@ def write_features(
         extra_columns: further columns, e.g. a bag of patch embeddings with coordinates.
     """
     ids = [str(p) for p in patient_ids]
+    if not ids:
+        raise InputError(
+            f"{path}: refusing to write a feature table with no patients",
+            hint="no patient has this modality: check the raw files and the cohort",
+        )
     feats = np.asarray(features, dtype=np.float32)
     if feats.shape[0] != len(ids):
         raise ValueError(f"{path}: {len(ids)} patient ids but {feats.shape[0]} feature rows")

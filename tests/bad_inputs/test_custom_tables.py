@@ -187,3 +187,18 @@ def test_integer_ids_are_read_as_text(project, run_stage):
     write_table(labels, project.labels)
     assert run_stage("split", DATASET).code == 0
     assert np.isin(pd.read_parquet(project.splits)["patient_id"], ids).all()
+
+
+def test_empty_table_is_never_written(tmp_path):
+    import pandas as pd
+
+    from amc.data.store import write_features, write_table
+    from amc.errors import InputError
+
+    labels = tmp_path / "labels.parquet"
+    with pytest.raises(InputError, match=f"{labels}: refusing to write a table with no rows"):
+        write_table(pd.DataFrame({"patient_id": [], "label": []}), labels)
+    features = tmp_path / "lab.parquet"
+    with pytest.raises(InputError, match=f"{features}: refusing .* no patients"):
+        write_features(features, [], np.zeros((0, 4)))
+    assert not list(tmp_path.iterdir())  # nothing written, no temporary left

@@ -160,3 +160,14 @@ def test_leftover_temporary_does_not_change_a_tracked_folder_hash(tmp_path):
     finally:
         os.chdir(cwd)
         repo.close()
+
+
+def test_unreadable_input_names_the_file(project, run_stage, monkeypatch):
+    def io_error(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error")  # as pyarrow raises it: no file named
+
+    monkeypatch.setattr(pq, "read_schema", io_error)
+    before = snapshot(project.root)
+    result = run_stage("split", DATASET)
+    assert_failed(result, 3, SPLIT_STAGE, str(project.features["a"]), "Input/output error")
+    assert_no_output(project.root, before)

@@ -35,7 +35,7 @@ log = logging.getLogger("stages.evaluate")
 def seed_predictions(ds, cohort, seed: int, split: np.ndarray) -> tuple[pd.DataFrame, dict]:
     """Predictions of one seed's model for all patients, and its test metrics."""
     path = Path("models") / ds["name"] / f"seed{seed}.pt"
-    ckpt = load_model_checkpoint(path, cohort.modalities, cohort.class_names, ds["name"])
+    ckpt = load_model_checkpoint(path, cohort, ds["name"])
     out = predict(ckpt, cohort, ds["train"]["device"], ds["train"]["precision"])
     frame = pd.DataFrame(
         {"patient_id": cohort.patient_ids.astype(str), "seed": seed, "split": split.astype(str)}

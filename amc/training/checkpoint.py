@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from amc.data.cohort import Cohort
 from amc.data.store import atomic_path
 from amc.errors import InputError
 
@@ -31,7 +32,7 @@ def canonical(obj: Any) -> Any:
     resume file) give different bytes. Strings are interned and dicts / lists / tuples rebuilt
     (never shared); tensors, arrays and other objects are kept as they are.
     """
-    if isinstance(obj, str):
+    if type(obj) is str:  # sys.intern refuses str subclasses (numpy.str_): kept as they are
         return sys.intern(obj)
     if type(obj) in (dict, OrderedDict):
         out = type(obj)((canonical(k), canonical(v)) for k, v in obj.items())
@@ -75,25 +76,36 @@ def read_checkpoint(path: str | os.PathLike, hint: str) -> dict[str, Any]:
     return obj
 
 
-def load_model_checkpoint(
-    path: str | os.PathLike, modalities: list[str], class_names: list[str], dataset: str
-) -> dict[str, Any]:
-    """Read a model checkpoint and check it was trained for this dataset's modalities/classes."""
+def load_model_checkpoint(path: str | os.PathLike, cohort: Cohort, dataset: str) -> dict[str, Any]:
+    """Read a model checkpoint and check it fits ``cohort``: same modalities, classes and
+    feature widths (a model trained on other data would fail deep inside ``predict``)."""
     hint = f"run `dvc repro -f train@{dataset}`"
     ckpt = read_checkpoint(path, hint)
     missing = [k for k in CHECKPOINT_KEYS if k not in ckpt]
     if missing:
         raise InputError(f"{path}: not a model checkpoint (lacks {missing})", hint=hint)
-    if list(ckpt["modalities"]) != list(modalities):
+    if list(ckpt["modalities"]) != list(cohort.modalities):
         raise InputError(
             f"{path}: trained on modalities {list(ckpt['modalities'])}, but dataset "
-            f"{dataset!r} has {list(modalities)}",
+            f"{dataset!r} has {list(cohort.modalities)}",
             hint=hint,
         )
-    if list(ckpt["class_names"]) != list(class_names):
+    if list(ckpt["class_names"]) != list(cohort.class_names):
         raise InputError(
             f"{path}: trained for classes {list(ckpt['class_names'])}, but the labels now hold "
-            f"{list(class_names)}",
+            f"{list(cohort.class_names)}",
             hint=hint,
         )
+    for name in cohort.modalities:
+        scaler, features = ckpt["scalers"].get(name), cohort.features[name]
+        if scaler is None:
+            continue
+        width = len(scaler.mean) if scaler.columns is None else int(max(scaler.columns)) + 1
+        fits = features.shape[1] == width if scaler.columns is None else features.shape[1] >= width
+        if features.ndim != 2 or not fits:
+            raise InputError(
+                f"{path}: trained on {width} {name!r} features, but the table now has "
+                f"{features.shape[1:]}",
+                hint=hint,
+            )
     return ckpt

@@ -131,3 +131,16 @@ def test_corrupt_resume_state_restarts_training(project, run_stage, caplog):
         assert run_stage("train", DATASET).code == 0
     assert any(str(resume.name) in r.getMessage() for r in caplog.records)
     assert project.checkpoint().read_bytes() == reference
+
+
+def test_checkpoint_of_other_feature_width(project, run_stage):
+    """The feature table changed since training (DVC would retrain; a manual run must not
+    crash inside predict)."""
+    from amc.data.store import read_features, write_features
+
+    ids, feats, meta = read_features(project.features["a"])
+    write_features(project.features["a"], ids, feats[:, :-2], meta)
+    before = snapshot(project.root)
+    result = run_stage("evaluate", DATASET)
+    assert_failed(result, 2, str(project.checkpoint()), "'a'", "12")
+    assert_no_output(project.root, before)

@@ -18,7 +18,7 @@ from amc.data.cohort import Cohort
 from amc.data.preprocess import model_inputs
 from amc.model import AMCConfig
 from amc.model.heads import risk_score
-from amc.training.device import autocast, autocast_dtype, select_device
+from amc.runtime import autocast, autocast_dtype, select_device
 
 
 def load_model(checkpoint: dict[str, Any], device: torch.device) -> nn.Module:

@@ -67,7 +67,7 @@ from amc.model.block import ImprovedBlock
 from amc.model.encoders import ModalityTransformer, VectorTokenizer
 from amc.model.fusion import modality_importance, replace_uninformative_tokens, token_scores
 from amc.model.losses import classification_loss
-from amc.training.device import autocast, autocast_dtype, select_device
+from amc.runtime import autocast, autocast_dtype, select_device
 
 logger = logging.getLogger(__name__)
 

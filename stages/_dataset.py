@@ -10,6 +10,7 @@ import pandas as pd
 
 from amc import config
 from amc.data.cohort import Cohort, load_cohort
+from amc.data.splits import check_split_table
 from amc.data.store import read_table
 from amc.errors import InputError
 from stages.params import labels_file, modality_files
@@ -39,7 +40,7 @@ def split_for_seed(name: str, cohort: Cohort, seed: int, path: Path | None = Non
     """(P,) split names of ``cohort``'s patients for one seed, from ``path`` (default
     data/splits/<name>.parquet)."""
     path = path or split_file(name)
-    splits = read_table(path)
+    splits = check_split_table(read_table(path), str(path))
     rows = splits[splits["seed"] == seed].set_index("patient_id")["split"]
     if rows.empty:
         raise InputError(

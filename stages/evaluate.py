@@ -15,10 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from amc.data.store import atomic_path, write_json, write_table
-from amc.errors import InputError
 from amc.evaluation import figures
 from amc.evaluation.metrics import (
     aggregate_seeds,
@@ -27,6 +25,7 @@ from amc.evaluation.metrics import (
     survival_metrics,
 )
 from amc.inference import predict
+from amc.training.checkpoint import load_model_checkpoint
 from stages._cli import run, stage_parser
 from stages._dataset import cohort_for, method_label, split_for_seed
 from stages.params import dataset_params, load_params
@@ -40,11 +39,7 @@ def seed_predictions(
     """Predictions of one seed's model (in ``models``, default models/<dataset>) for all
     patients, and its test metrics."""
     path = (models or Path("models") / ds["name"]) / f"seed{seed}.pt"
-    if not path.exists():
-        raise InputError(
-            f"{path}: checkpoint not found", hint=f"run `dvc repro train@{ds['name']}`"
-        )
-    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    ckpt = load_model_checkpoint(path, cohort, ds["name"])
     out = predict(ckpt, cohort, ds["train"]["device"], ds["train"]["precision"])
     frame = pd.DataFrame(
         {"patient_id": cohort.patient_ids.astype(str), "seed": seed, "split": split.astype(str)}

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from amc.data.cohort import Cohort
 from amc.data.store import atomic_path
 from amc.runtime import select_device
+from amc.training.checkpoint import save_checkpoint
 from amc.training.parallel import parallel_map, resolve_workers, threads_per_worker
 from stages._cli import run, stage_parser
 from stages._dataset import cohort_for, model_kwargs, split_for_seed, train_settings
@@ -89,8 +89,7 @@ def train_seed(
         resume_path=cache / f"seed{seed}.resume.pt",
         desc=f"{name} seed {seed}",
     )
-    with atomic_path(outputs["models"] / f"seed{seed}.pt") as tmp:
-        torch.save(ckpt, tmp)
+    save_checkpoint(ckpt, outputs["models"] / f"seed{seed}.pt")  # same weights, same bytes
     log_curves(ckpt["history"], outputs["curves"] / f"seed{seed}")
     return ckpt["best_epoch"], ckpt["best_val"]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from amc.data import checks
 from amc.data.store import read_features, read_table
 from amc.errors import InputError
 
@@ -79,36 +80,37 @@ def read_labels(path: Path, task: str) -> pd.DataFrame:
             f"{path}: missing column(s) {missing}",
             hint=f"a {task} label table needs columns {needed}",
         )
+    checks.check_not_empty(len(df), path, "label")
     df = df.copy()
-    df["patient_id"] = df["patient_id"].astype(str)
-    dup = df["patient_id"].duplicated()
-    if dup.any():
-        raise InputError(
-            f"{path}: patient_id {df['patient_id'][dup].iloc[0]!r} appears twice",
-            hint="one label row per patient",
-        )
+    df["patient_id"] = checks.patient_ids(df["patient_id"], path)
     if task == "classification":
-        if df["label"].isna().any():
-            bad = df.loc[df["label"].isna(), "patient_id"].iloc[0]
-            raise InputError(f"{path}: patient {bad!r} has no label", hint="drop or label it")
+        missing_label = df["label"].isna() | (df["label"].astype(str).str.strip() == "")
+        if missing_label.any():
+            bad = df.loc[missing_label, "patient_id"].iloc[0]
+            raise InputError(
+                f"{path}: patient {bad!r} has no label ({int(missing_label.sum())} unlabelled)",
+                hint="drop or label it",
+            )
     else:
-        for col in ("time", "event"):
-            values = pd.to_numeric(df[col], errors="coerce")
-            if values.isna().any() or not np.isfinite(values).all():
-                bad = df.loc[values.isna() | ~np.isfinite(values.fillna(0)), "patient_id"].iloc[0]
-                raise InputError(
-                    f"{path}: patient {bad!r} has an invalid {col!r}",
-                    hint="time must be a finite number of days, event 0/1",
-                )
-            df[col] = values
+        df["time"] = checks.numeric_column(
+            df, "time", path, hint="time must be a finite number of days"
+        )
+        df["event"] = checks.numeric_column(
+            df, "event", path, hint="event must be 0/1 (1 = death observed)"
+        )
         if (df["time"] < 0).any():
             bad = df.loc[df["time"] < 0, "patient_id"].iloc[0]
             raise InputError(
                 f"{path}: patient {bad!r} has a negative time",
                 hint="survival times are days from diagnosis, >= 0",
             )
-        if not df["event"].isin([0, 1]).all():
-            raise InputError(f"{path}: column 'event' must hold 0/1 (1 = death observed)")
+        not_binary = ~df["event"].isin([0, 1])
+        if not_binary.any():
+            raise InputError(
+                f"{path}: patient {df.loc[not_binary, 'patient_id'].iloc[0]!r} has event "
+                f"{df.loc[not_binary, 'event'].iloc[0]!r}; column 'event' must hold 0/1",
+                hint="1 = death observed, 0 = censored",
+            )
     return df
 
 
@@ -163,7 +165,7 @@ def load_cohort(
     metadata: dict[str, dict] = {}
     for m, name in enumerate(names):
         features[name], present[:, m], metadata[name] = _read_modality(
-            Path(feature_files[name]), index
+            Path(feature_files[name]), index, labels_path
         )
         log.info("%s: %d/%d labelled patients present", name, int(present[:, m].sum()), len(ids))
     nowhere = ~present.any(axis=1)
@@ -196,8 +198,10 @@ def load_cohort(
     return cohort
 
 
-def _read_modality(path: Path, index: pd.Index) -> tuple[np.ndarray, np.ndarray, dict]:
-    """One feature table aligned to the labelled patients ``index``.
+def _read_modality(
+    path: Path, index: pd.Index, labels_path: Path
+) -> tuple[np.ndarray, np.ndarray, dict]:
+    """One feature table aligned to the labelled patients ``index`` (of ``labels_path``).
 
     Returns
     -------
@@ -217,6 +221,12 @@ def _read_modality(path: Path, index: pd.Index) -> tuple[np.ndarray, np.ndarray,
         )
     pos = index.get_indexer(pids.astype(str))
     known = pos >= 0
+    if not known.any():
+        raise InputError(
+            f"{path}: none of its {len(pids)} patient ids is in the label table "
+            f"{labels_path} (e.g. {pids[0]!r} vs {index[0]!r})",
+            hint="use the same patient_id format in every table",
+        )
     if (~known).any():
         log.info("%s: %d patients have no label and are ignored", path, int((~known).sum()))
     out = np.zeros((len(index), *feats.shape[1:]), dtype=np.float32)

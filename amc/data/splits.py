@@ -19,7 +19,7 @@ from amc.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SPLITS", "check_split_has_classes", "make_splits", "split_sizes"]
+__all__ = ["SPLITS", "check_split_has_classes", "check_split_table", "make_splits", "split_sizes"]
 
 #: Split names, in order.
 SPLITS: tuple[str, str, str] = ("train", "val", "test")
@@ -256,3 +256,41 @@ def check_split_has_classes(labels_by_split: Mapping[str, np.ndarray], dataset: 
         missing = sorted(seen - set(found), key=str)
         if missing:
             logger.warning("%s: split %r lacks class(es) %s", dataset, split, missing)
+
+
+def check_split_table(splits: pd.DataFrame, path: str) -> pd.DataFrame:
+    """Validate a split table read back from disk: columns, split names, one row per (patient,
+    seed). Returns it with ``patient_id`` as str and ``seed`` as int.
+
+    Raises
+    ------
+    InputError
+        Naming ``path`` and the offending column, split name or patient id.
+    """
+    needed = ["patient_id", "seed", "split"]
+    missing = [c for c in needed if c not in splits.columns]
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {missing}",
+            hint="a split table has columns patient_id, seed, split: re-run the split stage",
+        )
+    if splits.empty:
+        raise InputError(f"{path}: the split table has no rows", hint="re-run the split stage")
+    out = splits.copy()
+    out["patient_id"] = out["patient_id"].astype(str)
+    unknown = ~out["split"].isin(SPLITS)
+    if unknown.any():
+        row = out[unknown].iloc[0]
+        raise InputError(
+            f"{path}: patient {row['patient_id']!r} (seed {row['seed']}) is in split "
+            f"{row['split']!r}",
+            hint=f"split names are {', '.join(SPLITS)}: re-run the split stage",
+        )
+    dup = out.duplicated(["patient_id", "seed"])
+    if dup.any():
+        row = out[dup].iloc[0]
+        raise InputError(
+            f"{path}: patient {row['patient_id']!r} appears twice for seed {row['seed']}",
+            hint="a patient is in exactly one split per seed: re-run the split stage",
+        )
+    return out

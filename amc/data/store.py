@@ -9,9 +9,11 @@ Every file carries the extractor's name and parameters in metadata (``amc:`` key
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,11 +22,45 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
+from amc.data import checks
 from amc.errors import InputError
 
 _META_PREFIX = "amc:"
+
+
+# Temporary names end in TMP_SUFFIX, which .dvcignore lists: a leftover of a killed write inside
+# a tracked folder never changes that folder's hash (and so never re-runs downstream stages).
+TMP_SUFFIX = ".amc-tmp"
+
+
+def _leftovers(final: Path) -> list[Path]:
+    """Temporaries of earlier, killed writes of ``final`` (also the older ``.tmp`` naming)."""
+    stem = glob.escape(f".{final.name}.")
+    return [
+        p
+        for pattern in (f"{stem}*{TMP_SUFFIX}", f"{stem}*.tmp")
+        for p in final.parent.glob(pattern)
+    ]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink(missing_ok=True)
+
+
+def _named(exc: OSError, path: Path, tmp: Path | None = None) -> OSError:
+    """The same OS error naming ``path``, when the raiser named nothing (pyarrow, buffered
+    writes) or only the temporary, whose random name means nothing to the user."""
+    if exc.filename is not None and (tmp is None or str(exc.filename) != str(tmp)):
+        return exc
+    named = OSError(exc.errno, exc.strerror or str(exc), str(path))
+    named.__cause__ = exc
+    return named
 
 
 @contextlib.contextmanager
@@ -32,28 +68,29 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
 
     Works for files and folders. Parent folders are created (DVC does not create them).
+    Leftovers of an earlier killed write of the same ``path`` are removed first. An OS error
+    (no space, no permission, read-only file system) is re-raised naming ``path``.
     """
     final = Path(path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    os.unlink(tmp)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        for stale in _leftovers(final):
+            _remove(stale)
+        fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=TMP_SUFFIX, dir=final.parent)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise _named(exc, final) from exc
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         if final.is_dir() and not final.is_symlink():
-            import shutil
-
             shutil.rmtree(final)
         os.replace(tmp_path, final)
+    except OSError as exc:
+        raise _named(exc, final, tmp_path) from exc
     finally:
-        if tmp_path.exists():
-            if tmp_path.is_dir():
-                import shutil
-
-                shutil.rmtree(tmp_path, ignore_errors=True)
-            else:
-                tmp_path.unlink()
+        _remove(tmp_path)
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:
@@ -118,9 +155,21 @@ def _decode_metadata(raw: Mapping[bytes, bytes] | None) -> dict[str, Any]:
 
 
 def write_table(
-    df: pd.DataFrame, path: str | os.PathLike, metadata: Mapping[str, Any] | None = None
+    df: pd.DataFrame,
+    path: str | os.PathLike,
+    metadata: Mapping[str, Any] | None = None,
+    allow_empty: bool = False,
 ) -> None:
-    """Write a DataFrame to Parquet atomically, with ``amc:`` key-value metadata."""
+    """Write a DataFrame to Parquet atomically, with ``amc:`` key-value metadata.
+
+    A table without rows is refused (an InputError naming ``path``) unless ``allow_empty``:
+    an empty output would count as valid downstream and hide the cause upstream.
+    """
+    if df.empty and not allow_empty:
+        raise InputError(
+            f"{path}: refusing to write a table with no rows",
+            hint="the inputs selected no patient: check the raw files and the filters",
+        )
     table = pa.Table.from_pandas(df, preserve_index=False)
     _write_arrow(table, path, metadata)
 
@@ -133,17 +182,46 @@ def _write_arrow(table: pa.Table, path: str | os.PathLike, metadata: Mapping[str
         pq.write_table(table, tmp, compression="zstd")
 
 
+def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """pq.read_table, with a file that is not Parquet (or truncated) named as bad input."""
+    try:
+        return pq.read_table(path, columns=columns)
+    except OSError as exc:  # no permission, I/O error: pyarrow's errors name no file
+        raise _named(exc, path) from exc
+    except pa.ArrowInvalid as exc:
+        raise InputError(
+            f"{path}: not a readable Parquet file ({exc})",
+            hint="the file is corrupt or truncated: write it again",
+        ) from exc
+
+
 def read_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
     """Read a Parquet table written by :func:`write_table` (or any Parquet file)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: file not found", hint="run the stage that produces it first")
-    return pq.read_table(path, columns=columns).to_pandas()
+    if columns is not None:
+        missing = [c for c in columns if c not in _read_schema(path).names]
+        if missing:
+            raise InputError(f"{path}: missing column(s) {missing}")
+    return _read_parquet(path, columns).to_pandas()
+
+
+def _read_schema(path: Path) -> pa.Schema:
+    try:
+        return pq.read_schema(path)
+    except OSError as exc:
+        raise _named(exc, path) from exc
+    except pa.ArrowInvalid as exc:
+        raise InputError(
+            f"{path}: not a readable Parquet file ({exc})",
+            hint="the file is corrupt or truncated: write it again",
+        ) from exc
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The ``amc:`` key-value metadata of a Parquet file, JSON-decoded."""
-    return _decode_metadata(pq.read_schema(path).metadata)
+    return _decode_metadata(_read_schema(Path(path)).metadata)
 
 
 def write_features(
@@ -168,6 +246,11 @@ def write_features(
         Further columns, e.g. a bag of patch embeddings with coordinates.
     """
     ids = [str(p) for p in patient_ids]
+    if not ids:
+        raise InputError(
+            f"{path}: refusing to write a feature table with no patients",
+            hint="no patient has this modality: check the raw files and the cohort",
+        )
     feats = np.asarray(features, dtype=np.float32)
     if feats.shape[0] != len(ids):
         raise ValueError(f"{path}: {len(ids)} patient ids but {feats.shape[0]} feature rows")
@@ -202,26 +285,41 @@ def read_features(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, dict
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: feature table not found", hint="run its extract stage first")
-    table = pq.read_table(path, columns=["patient_id", "features"])
-    for col in ("patient_id", "features"):
-        if col not in table.column_names:
-            raise InputError(f"{path}: missing column {col!r}", hint="a feature table holds patient_id and features columns (docs/architecture.md)")
+    schema = _read_schema(path)
+    missing = [c for c in ("patient_id", "features") if c not in schema.names]
+    if missing:  # checked on the schema, before pyarrow refuses to select the column
+        raise InputError(
+            f"{path}: missing column(s) {missing} (it has {schema.names[:8]})",
+            hint=checks.FEATURE_HINT,
+        )
+    checks.check_id_type(schema.field("patient_id").type, path)
+    table = _read_parquet(path, columns=["patient_id", "features"])
+    checks.check_not_empty(table.num_rows, path, "feature")
     meta = _decode_metadata(table.schema.metadata)
-    ids = np.asarray(table.column("patient_id").to_pylist(), dtype=object)
+    ids = checks.patient_ids(table.column("patient_id").to_pandas(), path).to_numpy(dtype=object)
     feats_col = table.column("features").combine_chunks()
+    checks.check_features_column(feats_col, path)
+    null_row = checks.first_null_row(feats_col)
+    if null_row is not None:
+        raise InputError(
+            f"{path}: patient {ids[null_row]!r} has no feature vector (null)",
+            hint="drop the row: a patient without the modality is simply left out of its table",
+        )
     if pa.types.is_fixed_size_list(feats_col.type):
         dim = feats_col.type.list_size
         feats = feats_col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
         feats = feats.reshape(len(ids), dim)
     else:  # plain list<float>: accept it if every row has the same length
-        rows = feats_col.to_pylist()
-        lengths = {len(r) for r in rows if r is not None}
-        if len(lengths) != 1 or any(r is None for r in rows):
+        lengths = pa.compute.list_value_length(feats_col).to_numpy(zero_copy_only=False)
+        if len(set(lengths.tolist())) != 1:
+            odd = int(np.flatnonzero(lengths != lengths[0])[0])
             raise InputError(
-                f"{path}: column 'features' has rows of different lengths or nulls",
+                f"{path}: column 'features' has rows of different lengths: patient "
+                f"{ids[0]!r} has {lengths[0]}, patient {ids[odd]!r} has {lengths[odd]}",
                 hint="every patient needs a feature vector of the same length",
             )
-        feats = np.asarray(rows, dtype=np.float32)
+        feats = feats_col.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        feats = feats.reshape(len(ids), int(lengths[0]))
     if "shape" in meta:
         feats = feats.reshape(len(ids), *meta["shape"])
     return ids, feats, meta

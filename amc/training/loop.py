@@ -29,7 +29,7 @@ from amc.inference import load_model, predict, run_model  # noqa: F401  (re-expo
 from amc.model import AMCConfig
 from amc.model.heads import discretize_time, risk_score, survival_bin_edges
 from amc.model.losses import classification_loss, survival_nll
-from amc.training.device import autocast, autocast_dtype, select_device
+from amc.runtime import autocast, autocast_dtype, select_device
 from amc.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -149,6 +149,8 @@ def train_model(
         "method_options": method_options,
         "settings": asdict(settings),
         "seed": seed,
+        "max_features": dict(max_features or {}),
+        "class_names": list(cohort.class_names),
         "data": _fingerprint(cohort, split),
         "code": _code_fingerprint(),
     }
@@ -160,8 +162,8 @@ def train_model(
         "stale": 0,
         "history": [],
     }
-    if resume_path is not None and Path(resume_path).exists():
-        saved = torch.load(resume_path, map_location="cpu", weights_only=False)
+    saved = _read_resume(resume_path, desc)
+    if saved is not None:
         if saved.get("signature") == signature:
             model.load_state_dict(saved["model"])
             optimizer.load_state_dict(saved["optimizer"])
@@ -297,18 +299,31 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def _save_resume(path, model, optimizer, generator, state, signature) -> None:
-    from amc.data.store import atomic_path
+def _read_resume(path: Path | None, desc: str) -> dict[str, Any] | None:
+    """The saved running state, or None; an unreadable file is ignored (training restarts)."""
+    from amc.errors import InputError
+    from amc.training.checkpoint import read_checkpoint
 
-    with atomic_path(path) as tmp:
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": generator.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "state": state,
-                "signature": signature,
-            },
-            tmp,
-        )
+    if path is None or not Path(path).exists():
+        return None
+    try:
+        return read_checkpoint(path, hint="")
+    except InputError as exc:
+        log.warning("%s: ignoring unreadable resume state %s (%s)", desc, path, exc)
+        return None
+
+
+def _save_resume(path, model, optimizer, generator, state, signature) -> None:
+    from amc.training.checkpoint import save_checkpoint
+
+    save_checkpoint(
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "state": state,
+            "signature": signature,
+        },
+        path,
+    )

@@ -47,8 +47,10 @@ Feature layouts
   MIMIC-IV-Note dates a discharge summary on the discharge *day* (``charttime`` at 00:00) and
   stores it hours to days later (``storetime``): at ``"discharge"`` with ``note_time="charttime"``
   the summary counts as available (the prediction is made when the summary is written); with
-  ``note_time="storetime"`` no discharge summary is available at discharge. With
-  ``"admission+<H>h"`` only summaries of stays that ended before the prediction time remain.
+  ``note_time="storetime"`` no discharge summary is available at discharge. A summary never
+  counts before its admission's ``dischtime`` (its day-resolution ``charttime`` can fall before
+  the moment it is written): with ``"admission+<H>h"`` only summaries of stays that ended
+  before the prediction time remain.
 """
 
 from __future__ import annotations
@@ -679,8 +681,10 @@ def extract_note_texts(
     ``RR`` / ``AR`` radiology reports and addenda in ``note/radiology.csv.gz``) whose
     ``note_time`` column (``charttime`` or ``storetime``) is at or before the index table's
     ``prediction_time`` (all notes when it has no such column; a note without a time is not
-    used) are joined in (type, ``note_seq``) order with a blank line. Patients without a note,
-    or with only empty notes, are omitted (a missing modality) and counted.
+    used; a discharge summary, dated on the discharge day, counts from the admission's
+    ``dischtime`` at the earliest) are joined in (type, ``note_seq``) order with a blank line.
+    Patients without a note, or with only empty notes, are omitted (a missing modality) and
+    counted.
 
     Returns
     -------
@@ -713,10 +717,15 @@ def extract_note_texts(
     )
     n_all = len(notes)
     if "prediction_time" in index:
-        limit = pd.Series(
-            pd.to_datetime(index["prediction_time"]).to_numpy(), index=hadm_arr
-        ).reindex(notes["hadm_id"].to_numpy())
-        notes = notes[(notes["time"].to_numpy() <= limit.to_numpy())]
+        by_hadm = index.assign(hadm_id=hadm_arr).set_index("hadm_id")
+        limit = pd.to_datetime(by_hadm["prediction_time"]).reindex(notes["hadm_id"]).to_numpy()
+        # a discharge summary is dated on the discharge DAY but written at discharge: it is
+        # never available before the admission's dischtime
+        disch = pd.to_datetime(by_hadm["dischtime"]).reindex(notes["hadm_id"]).to_numpy()
+        known = notes["time"].to_numpy()
+        is_ds = (notes["note_type"] == "DS").to_numpy()
+        known = np.where(is_ds, np.maximum(known, disch), known)
+        notes = notes[known <= limit]
     notes = notes.sort_values(["hadm_id", "note_type", "note_seq"], kind="stable")
     joined = notes.groupby("hadm_id", sort=False)["text"].agg(lambda s: "\n\n".join(s))
     hadm = index["hadm_id"].astype("int64")

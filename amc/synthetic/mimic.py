@@ -38,6 +38,7 @@ from __future__ import annotations
 import gzip
 import io
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -501,8 +502,9 @@ def generate_mimic_cohort(out_dir: Path, n_patients: int = 1500, seed: int = 0) 
         raise ValueError(f"n_patients={n_patients} must be >= 10")
     out_dir = Path(out_dir)
     # independent streams per component: changing one table's generator leaves the others
-    rng, rng_lab, rng_code, rng_note = (
-        np.random.default_rng(c) for c in np.random.SeedSequence(seed).spawn(4)
+    # (spawn(5)[:4] == spawn(4): the leak stream leaves the other tables' draws unchanged)
+    rng, rng_lab, rng_code, rng_note, rng_leak = (
+        np.random.default_rng(c) for c in np.random.SeedSequence(seed).spawn(5)
     )
     n = n_patients
     subject_id = 10_000_000 + np.sort(rng.choice(9_000_000, n, replace=False))
@@ -629,6 +631,9 @@ def generate_mimic_cohort(out_dir: Path, n_patients: int = 1500, seed: int = 0) 
         bar.update()
         notes, index_without_note = _notes(
             rng_note, adm, admissions, subject_id, s_note, note_mode, is_index, age_index, male
+        )
+        labevents, diagnoses, notes = plant_leaks(
+            rng_leak, adm, admissions, label, death, icd9, labevents, diagnoses, notes
         )
         bar.update()
 
@@ -929,6 +934,109 @@ def _notes(rng, adm, admissions, subject_id, s_note, note_mode, is_index, age, m
     df["charttime"] = _to_dt(df["charttime"].to_numpy(dtype=float))
     df["storetime"] = _to_dt(df["storetime"].to_numpy(dtype=float))
     return df, missing_index
+
+
+#: Planted leaks (see :func:`plant_leaks`): what a leak-free extractor must never output.
+LEAK_NOTE_PHRASE = "expired"
+LEAK_CODES = (("7981", 9), ("R99", 10))
+LEAK_LAB_ITEMID = 50813  # lactate
+LEAK_LAB_VALUE = 19.95  # two decimals: never produced by the lactate generator (one decimal)
+
+
+def plant_leaks(rng, adm, admissions, label, death, icd9, labevents, diagnoses, notes):
+    """Add the label leaks a real MIMIC-IV download carries, for the leak-guard tests.
+
+    * in-hospital deaths: the index discharge summary says the patient expired, and the
+      admission gets a death-stating ICD code (``7981`` / ``R99``), as real MIMIC-IV does;
+    * deaths after discharge within the year: an addendum note to the index admission charted on
+      the day of death says the patient expired (about 60 % of them), and a lactate of
+      :data:`LEAK_LAB_VALUE` drawn 0.5-3 h after discharge under the index ``hadm_id``.
+
+    Every leak is charted at or after the death or after discharge, so a feature extractor that
+    honours the prediction time and the death policy never sees one. Appended rows only: the
+    other rows of every table are unchanged.
+    """
+    disch = adm["disch"].to_numpy()
+    died = np.isfinite(adm["death"].to_numpy())
+    is_index = adm["is_index"].to_numpy()
+    pos = label[adm["p"].to_numpy()] == 1
+    hadm = admissions["hadm_id"].to_numpy()
+    subj = admissions["subject_id"].to_numpy()
+    # 1. notes of in-hospital deaths state the death
+    notes = notes.copy()
+    dead_hadm = set(hadm[died].tolist())
+    m = notes["hadm_id"].isin(dead_hadm).to_numpy()
+    notes.loc[m, "text"] = [_say_expired(t) for t in notes.loc[m, "text"].to_numpy(dtype=object)]
+    # 2. addendum notes on the day of death (after discharge)
+    later = np.flatnonzero(is_index & pos & ~died)
+    later = later[rng.random(len(later)) < 0.6]
+    has_note = set(notes["hadm_id"].tolist())
+    later = np.array([j for j in later if hadm[j] in has_note], dtype=np.int64)
+    rows = []
+    for j in later:
+        last_seq = int(notes.loc[notes["hadm_id"] == hadm[j], "note_seq"].max())
+        t = death[adm["p"].iat[j]]
+        rows.append(
+            (f"{subj[j]}-DS-{last_seq + 1}", subj[j], hadm[j], "DS", last_seq + 1,
+             (t // DAY) * DAY, t + rng.uniform(2, 30) * HOUR,
+             "Addendum:\nThe patient expired at home on ___. Family notified.\n")
+        )  # fmt: skip
+    add = pd.DataFrame(rows, columns=notes.columns)
+    add["charttime"] = _to_dt(add["charttime"].to_numpy(dtype=float))
+    add["storetime"] = _to_dt(add["storetime"].to_numpy(dtype=float))
+    notes = pd.concat([notes, add], ignore_index=True)
+    # 3. death-stating codes on the admission where the patient died
+    dj = np.flatnonzero(died)
+    code = [LEAK_CODES[0] if icd9[j] else LEAK_CODES[1] for j in dj]
+    seq = diagnoses.groupby("hadm_id")["seq_num"].max()
+    dx = pd.DataFrame(
+        {
+            "subject_id": subj[dj],
+            "hadm_id": hadm[dj],
+            "seq_num": seq.reindex(hadm[dj]).fillna(0).astype(int).to_numpy() + 1,
+            "icd_code": [c for c, _ in code],
+            "icd_version": [v for _, v in code],
+        }
+    )
+    diagnoses = pd.concat([diagnoses, dx], ignore_index=True)
+    # 4. a lab drawn after discharge, under the index admission
+    lj = np.flatnonzero(is_index & pos & ~died)
+    t = disch[lj] + rng.uniform(0.5, 3, len(lj)) * HOUR
+    lab = pd.DataFrame(
+        {
+            "labevent_id": labevents["labevent_id"].max() + 1 + np.arange(len(lj)),
+            "subject_id": subj[lj],
+            "hadm_id": pd.array(hadm[lj], dtype="Int64"),
+            "specimen_id": 100_000_000 + rng.choice(9_000_000, len(lj), replace=False),
+            "itemid": LEAK_LAB_ITEMID,
+            "order_provider_id": "",
+            "charttime": _to_dt(t),
+            "storetime": _to_dt(t + HOUR),
+            "value": f"{LEAK_LAB_VALUE:.2f}",
+            "valuenum": LEAK_LAB_VALUE,
+            "valueuom": "mmol/L",
+            "ref_range_lower": 0.5,
+            "ref_range_upper": 2.0,
+            "flag": "abnormal",
+            "priority": "STAT",
+            "comments": "",
+        }
+    )
+    labevents = pd.concat([labevents, lab], ignore_index=True)
+    return labevents, diagnoses, notes
+
+
+_EXPIRED = "Discharge Disposition:\nExpired\n"
+
+
+def _say_expired(text: str) -> str:
+    """The discharge summary of a patient who died: disposition 'Expired'."""
+    if "Discharge Disposition:\n" in text:
+        return re.sub(
+            r"Discharge Disposition:\n[^\n]*\n", "Discharge Disposition:\nExpired\n", text
+        )
+    head, sep, tail = text.partition("Discharge Condition:\n")
+    return f"{head}Discharge Disposition:\nExpired\n\n{sep}{tail}"
 
 
 def _readme(n: int, seed: int) -> str:

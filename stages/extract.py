@@ -104,13 +104,22 @@ def _adni(modality: str, cfg: dict[str, Any], out: Path) -> None:
         return
     if modality == "mri":
         shape = tuple(cfg["mri_shape"])
-        ids, volumes = adni.extract_mri_features(raw / files["mri"], shape=shape)
+        on_error = cfg.get("on_error", "fail")
+        skipped: list[str] = []
+        ids, volumes = adni.extract_mri_features(
+            raw / files["mri"], shape=shape, on_error=on_error, skipped=skipped
+        )
         adni.write_modality(
             out,
             ids,
             volumes,
             extractor="amc.features.adni:mri",
-            params={**params, "shape": list(shape)},
+            params={
+                **params,
+                "shape": list(shape),
+                "on_error": on_error,
+                "skipped": skipped,
+            },
         )
         return
     if modality == "biospecimen":
@@ -121,7 +130,11 @@ def _adni(modality: str, cfg: dict[str, Any], out: Path) -> None:
             visit=visit,
         )
     elif modality == "clinical":
-        ids, feats, names = adni.extract_clinical(raw / files["clinical"], visit=visit)
+        instruments = bool(cfg.get("clinical_instruments", False))
+        params["clinical_instruments"] = instruments
+        ids, feats, names = adni.extract_clinical(
+            raw / files["clinical"], visit=visit, include_instruments=instruments
+        )
     elif modality == "genomic":
         ids, feats, names = adni.extract_genomic(raw / files["genotypes"])
     else:

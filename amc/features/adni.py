@@ -65,6 +65,7 @@ __all__ = [
     "extract_mri_features",
     "find_mri_files",
     "is_diagnosis_column",
+    "is_diagnostic_instrument",
     "load_diagnosis",
     "load_mri_volume",
     "parse_numeric",
@@ -81,9 +82,11 @@ _DIAGNOSIS = {1: "CN", 2: "MCI", 3: "AD"}
 _DXCHANGE = {1: "CN", 2: "MCI", 3: "AD", 4: "MCI", 5: "AD", 6: "AD", 7: "CN", 8: "MCI", 9: "CN"}
 _DXCURREN = {1: "CN", 2: "MCI", 3: "AD"}  # ADNI1
 
-DEFAULT_CLINICAL_NUMERIC = (
-    "AGE",
-    "PTEDUCAT",
+DEFAULT_CLINICAL_NUMERIC = ("AGE", "PTEDUCAT")
+#: ADNIMERGE's cognitive and functional instruments: the CN / MCI / AD diagnosis is made largely
+#: from them (MMSE, CDR-SB, logical memory and FAQ are inclusion criteria), so they are not
+#: features by default (``include_instruments=True`` adds them, with a warning).
+DIAGNOSTIC_INSTRUMENTS = (
     "MMSE",
     "CDRSB",
     "ADAS11",
@@ -92,6 +95,17 @@ DEFAULT_CLINICAL_NUMERIC = (
     "MOCA",
     "RAVLT_immediate",
 )
+_INSTRUMENT_PREFIXES = (
+    "MMSE", "CDR", "ADAS", "FAQ", "MOCA", "RAVLT", "LDELTOTAL", "DIGITSCOR", "TRABSCOR",
+    "MPACC", "ECOG", "NPI", "GDS",
+)  # fmt: skip
+
+
+def is_diagnostic_instrument(name: str) -> bool:
+    """True for cognitive / functional test scores (MMSE, CDR-SB, ADAS-Cog, FAQ, MoCA, ...)."""
+    return str(name).strip().upper().startswith(_INSTRUMENT_PREFIXES)
+
+
 DEFAULT_CLINICAL_CATEGORICAL = ("PTGENDER", "PTETHCAT", "PTRACCAT", "PTMARRY")
 #: Fixed one-hot vocabularies of ADNIMERGE's categorical columns (so the encoding does not depend
 #: on which subjects are in the file). Other categorical columns use their sorted observed levels.
@@ -513,14 +527,68 @@ def _apoe_block(apoe_csv: str | os.PathLike, id_map: Mapping[str, str] | None) -
     return block.groupby("_pid", sort=True).first()
 
 
+def _check_clinical_columns(requested: Sequence[str], include_instruments: bool) -> None:
+    leaky = [c for c in requested if is_diagnosis_column(c)]
+    if leaky:
+        raise InputError(
+            f"clinical columns {leaky} are diagnosis-derived",
+            hint="they would leak the label into the features; remove them from the column list",
+        )
+    instruments = [c for c in requested if is_diagnostic_instrument(c)]
+    if instruments and not include_instruments:
+        raise InputError(
+            f"clinical columns {instruments} are diagnostic instruments (the CN / MCI / AD "
+            "diagnosis is made from them)",
+            hint="remove them, or set sources.adni.clinical_instruments: true to use them anyway",
+        )
+    if instruments:
+        logger.warning(
+            "clinical features include the diagnostic instruments %s "
+            "(sources.adni.clinical_instruments: true): they nearly define the diagnosis, so "
+            "accuracy is NOT comparable with a model that excludes them",
+            instruments,
+        )
+
+
+def parse_numeric_column(values: pd.Series, path: Any, column: str) -> np.ndarray:
+    """:func:`parse_numeric` with the rule for unparseable text.
+
+    Rule: a column with non-blank values none of which parses is an error (a wrong column or a
+    mangled export, never silently all-missing); a column where some non-blank values do not
+    parse is kept (those become missing) and the count is logged as a warning.
+    """
+    out = parse_numeric(values)
+    text = pd.Series(list(values), dtype=object).astype("string").str.strip()
+    present = (text.notna() & (text != "")).to_numpy()
+    stripped = text.str.replace(r"^[<>]=?\s*", "", regex=True)
+    unparsed = present & pd.to_numeric(stripped, errors="coerce").isna().to_numpy()
+    n_bad = int(unparsed.sum())
+    if n_bad and n_bad == int(present.sum()):
+        raise InputError(
+            f"{path}: numeric column {column!r} has no parseable value ({n_bad} non-blank "
+            f"values, e.g. {text[unparsed].iloc[0]!r})",
+            hint="check the column holds numbers, or remove it from the column list",
+        )
+    if n_bad:
+        logger.warning(
+            "%s: %d of %d non-blank values of %s are not numbers; treated as missing",
+            path,
+            n_bad,
+            int(present.sum()),
+            column,
+        )
+    return out
+
+
 def extract_clinical(
     adnimerge_csv: str | os.PathLike,
     patient_ids: Iterable[str] | None = None,
     visit: str = "bl",
-    numeric_columns: Sequence[str] = DEFAULT_CLINICAL_NUMERIC,
+    numeric_columns: Sequence[str] | None = None,
     categorical_columns: Sequence[str] = DEFAULT_CLINICAL_CATEGORICAL,
+    include_instruments: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Clinical features (demographics, cognitive scores) from an ADNIMERGE-style table.
+    """Clinical features (demographics; cognitive scores on request) from ADNIMERGE.
 
     Parameters
     ----------
@@ -531,11 +599,17 @@ def extract_clinical(
     visit
         Visit rule (module docstring); default baseline.
     numeric_columns
-        Parsed as numbers (``<`` / ``>`` stripped, ``-4`` missing).
+        Parsed as numbers (``<`` / ``>`` stripped, ``-4`` missing). ``None``:
+        :data:`DEFAULT_CLINICAL_NUMERIC`, plus :data:`DIAGNOSTIC_INSTRUMENTS` when
+        ``include_instruments``. A column whose non-blank values are *all* unparseable is an
+        error; a partly unparseable column is logged with the count.
     categorical_columns
         One-hot encoded: fixed ADNI vocabularies (``CATEGORY_LEVELS``) for PTGENDER, PTETHCAT,
         PTRACCAT, PTMARRY; sorted observed levels for any other column. A value outside the
         vocabulary or blank counts as missing.
+    include_instruments
+        Allow the diagnostic instruments (:func:`is_diagnostic_instrument`); they nearly define
+        the label, so the default refuses them and ``True`` logs a warning.
 
     Returns
     -------
@@ -551,15 +625,15 @@ def extract_clinical(
     ------
     InputError
         A requested column is diagnosis-derived (``DX``, ``DX_bl``, ``DXCHANGE``, ...: label
-        leakage) or absent from the table.
+        leakage), a diagnostic instrument without ``include_instruments``, absent from the
+        table, or numeric with no parseable value.
     """
-    requested = list(numeric_columns) + list(categorical_columns)
-    leaky = [c for c in requested if is_diagnosis_column(c)]
-    if leaky:
-        raise InputError(
-            f"clinical columns {leaky} are diagnosis-derived",
-            hint="they would leak the label into the features; remove them from the column list",
+    if numeric_columns is None:
+        numeric_columns = DEFAULT_CLINICAL_NUMERIC + (
+            DIAGNOSTIC_INSTRUMENTS if include_instruments else ()
         )
+    requested = list(numeric_columns) + list(categorical_columns)
+    _check_clinical_columns(requested, include_instruments)
     df = _read_csv(adnimerge_csv, required=["PTID", "VISCODE", *requested])
     df["_pid"] = df["PTID"].astype("string").str.strip()
     df = df[df["_pid"].notna() & (df["_pid"] != "")]
@@ -567,7 +641,7 @@ def extract_clinical(
     chosen = chosen.groupby("_pid", sort=True).tail(1)  # duplicate rows of one visit: last wins
     block = pd.DataFrame(index=pd.Index(chosen["_pid"].astype(str), name=None))
     for c in numeric_columns:
-        block[c] = parse_numeric(chosen[c])
+        block[c] = parse_numeric_column(chosen[c], adnimerge_csv, c)
     for c in categorical_columns:
         raw = chosen[c].astype("string").str.strip()
         levels = CATEGORY_LEVELS.get(c) or tuple(sorted(set(raw.dropna()) - {""}))
@@ -783,11 +857,16 @@ def extract_mri_features(
     mri_dir: str | os.PathLike,
     patient_ids: Iterable[str] | None = None,
     shape: Sequence[int] = (32, 32, 32),
+    on_error: str = "fail",
+    skipped: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load every subject's T1 volume with :func:`load_mri_volume`.
 
-    Subjects without a file are absent (missing modality, counted in the log); an unreadable
-    file stops with an :class:`~amc.errors.InputError` naming it.
+    Subjects without a file are absent (missing modality, counted in the log). An unreadable
+    file stops with an :class:`~amc.errors.InputError` naming it (``on_error="fail"``, the
+    default) or, with ``on_error="skip"``, is logged as a warning naming it, counted, and the
+    subject has no MRI; the skipped paths are appended to ``skipped`` when given (for the
+    table's metadata).
 
     Returns
     -------
@@ -796,21 +875,39 @@ def extract_mri_features(
     volumes : np.ndarray
         (P, X, Y, Z) float32.
     """
+    if on_error not in ("fail", "skip"):
+        raise InputError(f"sources.adni.on_error={on_error!r}", hint="one of fail, skip")
     shape = tuple(int(s) for s in shape)
     files = find_mri_files(mri_dir, patient_ids)
     n_req = len(dict.fromkeys(patient_ids)) if patient_ids is not None else len(files)
     ids = list(files)
     volumes = np.empty((len(ids), *shape), dtype=np.float32)
-    for k, pid in enumerate(tqdm(ids, desc="ADNI MRI", unit="scan", disable=None)):
-        volumes[k] = load_mri_volume(files[pid], shape)
+    kept: list[str] = []
+    skipped = [] if skipped is None else skipped
+    for pid in tqdm(ids, desc="ADNI MRI", unit="scan", disable=None):
+        try:
+            volumes[len(kept)] = load_mri_volume(files[pid], shape)
+        except InputError as err:
+            if on_error == "fail":
+                raise
+            logger.warning("skipped (on_error=skip): %s", str(err).splitlines()[0])
+            skipped.append(str(files[pid]))
+            continue
+        kept.append(pid)
+    if ids and not kept:
+        raise InputError(
+            f"{mri_dir}: none of the {len(ids)} NIfTI files could be read (on_error=skip)",
+            hint="check the MRI folder; an empty MRI table is never written",
+        )
     logger.info(
-        "%s: %d MRI volumes %s; %d requested subjects without a scan",
+        "%s: %d MRI volumes %s; %d requested subjects without a scan; %d unreadable skipped",
         mri_dir,
-        len(ids),
+        len(kept),
         shape,
         n_req - len(ids),
+        len(skipped),
     )
-    return np.asarray(ids, dtype=object), volumes
+    return np.asarray(kept, dtype=object), volumes[: len(kept)]
 
 
 def write_modality(

@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 from amc.data.store import write_features
 from amc.errors import InputError
-from amc.features.plink import read_plink_header, read_plink_raw
+from amc.features.plink import read_plink, read_plink_header, read_plink_raw
 
 logger = logging.getLogger(__name__)
 
@@ -673,7 +673,7 @@ def extract_genomic(
     patient_ids: Iterable[str] | None = None,
     variants: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Genotype dosages from a PLINK ``.raw`` file, NaN-free, plus a per-subject missing rate.
+    """Genotype dosages from PLINK (``.bed`` fileset or ``.raw``), NaN-free, plus a missing rate.
 
     Missing calls (``NA``) become dosage 0 and the last column ``missing_rate`` holds each
     subject's fraction of missing calls. Why 0: PLINK 1.9 ``--recode A`` counts the minor allele
@@ -692,7 +692,7 @@ def extract_genomic(
     feature_names : list of str
         (V + 1,) variant names then ``"missing_rate"``.
     """
-    ids, dos, names = read_plink_raw(
+    ids, dos, names = read_plink(
         raw_path, patient_ids=patient_ids, variants=variants, pad_columns=1
     )
     n_var = len(names)

@@ -889,7 +889,11 @@ def extract_mri_features(
             volumes[len(kept)] = load_mri_volume(files[pid], shape)
         except InputError as err:
             if on_error == "fail":
-                raise
+                raise InputError(
+                    str(err).splitlines()[0],
+                    hint="re-download or re-convert this scan, remove it, or set "
+                    "sources.adni.on_error: skip (the subject then has no MRI)",
+                ) from err
             logger.warning("skipped (on_error=skip): %s", str(err).splitlines()[0])
             skipped.append(str(files[pid]))
             continue

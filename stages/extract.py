@@ -38,7 +38,10 @@ def _mimic(modality: str, cfg: dict[str, Any], out: Path) -> None:
     if modality == "labels":
         write_table(mimic.label_table(index), out, meta)
     elif modality == "lab":
-        ids, feats, names = mimic.extract_lab_features(raw, index, cfg["lab_window_hours"])
+        engine = cfg.get("lab_engine", "duckdb")
+        ids, feats, names = mimic.extract_lab_features(
+            raw, index, cfg["lab_window_hours"], engine=engine
+        )
         write_features(
             out,
             ids,

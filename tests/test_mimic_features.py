@@ -267,3 +267,13 @@ def test_missing_lab_column_and_missing_file(raw: Path) -> None:
     (raw / "note" / "discharge.csv.gz").unlink()
     with pytest.raises(InputError, match=r"discharge\.csv\.gz"):
         extract_note_texts(raw, index)
+
+
+@pytest.mark.parametrize("window", [6.0, 48.0, 72.0])
+def test_lab_engines_agree(raw: Path, window: float) -> None:
+    index = _index(raw)
+    a = extract_lab_features(raw, index, window_hours=window, engine="duckdb")
+    b = extract_lab_features(raw, index, window_hours=window, engine="pandas", chunksize=3)
+    assert a[2] == b[2]
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6)

@@ -123,3 +123,11 @@ def test_prediction_time_inside_the_stay(raw: Path) -> None:
         "admittime"
     ] <= pd.Timedelta(hours=24)
     assert set(texts.index) <= set(short[short].index)
+
+
+def test_lab_engines_agree_on_the_synthetic_cohort(raw: Path) -> None:
+    index = load_index_admissions(raw)
+    a = extract_lab_features(raw, index, engine="duckdb")
+    b = extract_lab_features(raw, index, engine="pandas", chunksize=5_000)
+    assert a[2] == b[2] and len(a[2]) > 100
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6)

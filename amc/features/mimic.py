@@ -64,9 +64,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from amc.errors import InputError
+from amc.features.mimic_labs import (  # noqa: F401  (the lab modality lives there)
+    LAB_STATS,
+    extract_lab_features,
+    lab_feature_names,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +89,6 @@ NOTE_FILES = {"DS": DISCHARGE, "RR": RADIOLOGY, "AR": RADIOLOGY}
 DEATH_CODE_TOKENS = ("dx9:798", "dx10:R96", "dx10:R98", "dx10:R99")
 DEATH_POLICIES = ("exclude", "keep")
 
-LAB_STATS = ("mean", "min", "max", "last", "count", "missing")
 INDEX_COLUMNS = (
     "patient_id",
     "subject_id",
@@ -353,183 +356,6 @@ def label_table(index: pd.DataFrame) -> pd.DataFrame:
             "label": index["label"].astype(int).to_numpy(),
         }
     )
-
-
-# ------------------------------------------------------------------------------------ labs
-def lab_feature_names(itemids: Sequence[int], labels: dict[int, str] | None = None) -> list[str]:
-    """``"lab:<itemid>:<label>:<stat>"`` for each item and stat in :data:`LAB_STATS`."""
-    labels = labels or {}
-    return [f"lab:{i}:{labels.get(int(i), '')}:{s}" for i in itemids for s in LAB_STATS]
-
-
-def extract_lab_features(
-    raw_dir: Path,
-    index: pd.DataFrame,
-    window_hours: float = 48.0,
-    chunksize: int = 1_000_000,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Per-item lab aggregates over the first ``window_hours`` of the index admission.
-
-    ``labevents.csv.gz`` is streamed in chunks of ``chunksize`` rows (only the five columns
-    used), and partial aggregates are merged after every chunk, so memory is bounded by the
-    number of (admission, item) pairs of the cohort, not by the file.
-
-    Parameters
-    ----------
-    raw_dir:
-        MIMIC-IV root.
-    index:
-        :func:`load_index_admissions` output (P rows).
-    window_hours:
-        Results with ``admittime <= charttime <= admittime + window_hours`` are used, and never
-        after the index table's ``prediction_time`` column when it has one.
-    chunksize:
-        Rows per chunk.
-
-    Returns
-    -------
-    ids : (P,) object array of patient_id, in ``index`` order.
-    feats : (P, 6 * I) float32: for each of the I items ``mean, min, max, last, count, missing``.
-    names : 6 * I feature names (see :func:`lab_feature_names`).
-    """
-    if window_hours <= 0:
-        raise InputError(f"window_hours={window_hours} must be > 0")
-    if chunksize < 1:
-        raise InputError(f"chunksize={chunksize} must be >= 1")
-    raw_dir = Path(raw_dir)
-    items = _read(raw_dir, D_LABITEMS, ["itemid", "label"])
-    known = set(items["itemid"].astype("int64").tolist())
-    labels = dict(
-        zip(items["itemid"].astype("int64"), items["label"].fillna("").astype(str), strict=True)
-    )
-    pos = _hadm_set(index)
-    hadm_arr = np.fromiter(pos.keys(), dtype=np.int64, count=len(pos))
-    admit = pd.Series(
-        pd.to_datetime(index["admittime"]).to_numpy(),
-        index=index["hadm_id"].astype("int64").to_numpy(),
-    )
-    # a result counts when admittime <= charttime <= min(admittime + window, prediction time)
-    limit = admit + pd.Timedelta(hours=window_hours)
-    if "prediction_time" in index:
-        limit = np.minimum(limit, pd.to_datetime(index["prediction_time"]).to_numpy())
-
-    seen_numeric: set[int] = set()
-    unknown_rows = 0
-    unknown_ids: set[int] = set()
-    non_numeric = 0
-    total = 0
-    partial: pd.DataFrame | None = None
-    pending: list[pd.DataFrame] = []
-    pending_rows = 0
-    offset = 0
-    cols = ["hadm_id", "itemid", "charttime", "valuenum"]
-    reader = _read_chunks(
-        raw_dir,
-        LABEVENTS,
-        [*cols, "subject_id"],
-        chunksize,
-        dtype={"hadm_id": "float64", "itemid": "int64", "valuenum": "float64", "charttime": str},
-    )
-    for chunk in tqdm(reader, desc="labevents chunks", unit="chunk", disable=None):
-        n = len(chunk)
-        chunk = chunk.assign(row=np.arange(offset, offset + n))
-        offset += n
-        total += n
-        numeric = chunk["valuenum"].notna()
-        non_numeric += int((~numeric).sum())
-        is_known = chunk["itemid"].isin(known)
-        unk = chunk.loc[~is_known, "itemid"]
-        unknown_rows += len(unk)
-        unknown_ids.update(unk.unique().tolist())
-        seen_numeric.update(chunk.loc[numeric & is_known, "itemid"].unique().tolist())
-        keep = numeric & is_known & chunk["hadm_id"].notna()
-        keep &= chunk["hadm_id"].isin(hadm_arr)
-        sub = chunk.loc[keep, ["hadm_id", "itemid", "charttime", "valuenum", "row"]]
-        if sub.empty:
-            continue
-        sub["hadm_id"] = sub["hadm_id"].astype("int64")
-        t = _to_time(sub["charttime"], str(raw_dir / LABEVENTS), "charttime")
-        hadm = sub["hadm_id"].to_numpy()
-        tt = t.to_numpy()
-        in_win = (tt >= admit.reindex(hadm).to_numpy()) & (tt <= limit.reindex(hadm).to_numpy())
-        sub = sub.loc[in_win].assign(t=t[in_win])
-        if sub.empty:
-            continue
-        pending.append(_aggregate(sub))
-        pending_rows += len(pending[-1])
-        # merge when the pending partials outgrow the merged table (amortised, bounded memory)
-        if pending_rows > max(chunksize, 0 if partial is None else len(partial)):
-            partial = _merge([] if partial is None else [partial], pending)
-            pending, pending_rows = [], 0
-    if pending:
-        partial = _merge([] if partial is None else [partial], pending)
-
-    item_list = sorted(seen_numeric)
-    names = lab_feature_names(item_list, labels)
-    n_pat = len(index)
-    feats = np.zeros((n_pat, len(item_list), len(LAB_STATS)), dtype=np.float32)
-    feats[:, :, LAB_STATS.index("missing")] = 1.0
-    used = 0
-    if partial is not None and len(item_list):
-        col = {it: k for k, it in enumerate(item_list)}
-        rows = partial["hadm_id"].map(pos).to_numpy()
-        cols_ = partial["itemid"].map(col).to_numpy()
-        feats[rows, cols_, 0] = (partial["sum"] / partial["count"]).to_numpy()
-        feats[rows, cols_, 1] = partial["min"].to_numpy()
-        feats[rows, cols_, 2] = partial["max"].to_numpy()
-        feats[rows, cols_, 3] = partial["last"].to_numpy()
-        feats[rows, cols_, 4] = partial["count"].to_numpy()
-        feats[rows, cols_, 5] = 0.0
-        used = int(partial["count"].sum())
-    no_labs = int((feats[:, :, 5] == 1).all(axis=1).sum()) if len(item_list) else n_pat
-    if not np.isfinite(feats).all():
-        raise InputError(
-            f"{raw_dir / LABEVENTS}: non-finite valuenum in the window",
-            hint="valuenum must be a finite number or empty",
-        )
-    logger.info(
-        "labevents: %d rows read, %d used (%d items, window %.0f h); dropped %d rows of %d "
-        "itemids not in d_labitems, %d non-numeric rows; %d of %d index admissions without labs",
-        total,
-        used,
-        len(item_list),
-        window_hours,
-        unknown_rows,
-        len(unknown_ids),
-        non_numeric,
-        no_labs,
-        n_pat,
-    )
-    ids = index["patient_id"].astype(str).to_numpy(dtype=object)
-    return ids, feats.reshape(n_pat, -1), names
-
-
-def _aggregate(sub: pd.DataFrame) -> pd.DataFrame:
-    """Partial aggregates per (hadm_id, itemid): sum, count, min, max, last (by time, row)."""
-    sub = sub.sort_values(["hadm_id", "itemid", "t", "row"], kind="stable")
-    g = sub.groupby(["hadm_id", "itemid"], sort=True)
-    out = g["valuenum"].agg(["sum", "count", "min", "max"])
-    last = g[["t", "row", "valuenum"]].last()
-    out["last_t"] = last["t"]
-    out["last_row"] = last["row"]
-    out["last"] = last["valuenum"]
-    return out.reset_index()
-
-
-def _merge(merged: list[pd.DataFrame], parts: list[pd.DataFrame]) -> pd.DataFrame:
-    both = pd.concat([*merged, *parts], ignore_index=True)
-    both = both.sort_values(["hadm_id", "itemid", "last_t", "last_row"], kind="stable")
-    g = both.groupby(["hadm_id", "itemid"], sort=True)
-    out = g.agg(
-        sum=("sum", "sum"),
-        count=("count", "sum"),
-        min=("min", "min"),
-        max=("max", "max"),
-        last_t=("last_t", "last"),
-        last_row=("last_row", "last"),
-        last=("last", "last"),
-    )
-    return out.reset_index()
 
 
 # ------------------------------------------------------------------------------------ codes

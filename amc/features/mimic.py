@@ -377,6 +377,24 @@ def code_bucket(token: str, vocab_size: int) -> int:
     return zlib.crc32(token.encode("utf-8")) % vocab_size
 
 
+def _tokens(kind: str, version: pd.Series, icd_code: pd.Series) -> pd.Series:
+    """Vectorised :func:`code_token`."""
+    code = icd_code.astype(str).str.strip().str.upper().str.replace(".", "", regex=False).str[:3]
+    return kind + version.astype(int).astype(str) + ":" + code
+
+
+def _buckets(tokens: pd.Series, vocab_size: int, cache: dict[str, int]) -> np.ndarray:
+    """Bucket of every token (each distinct token hashed once, remembered in ``cache``)."""
+    uniq, inverse = np.unique(tokens.to_numpy(dtype=str), return_inverse=True)
+    buckets = np.empty(len(uniq), dtype=np.int64)
+    for k, token in enumerate(uniq):
+        b = cache.get(token)
+        if b is None:
+            b = cache[token] = code_bucket(token, vocab_size)
+        buckets[k] = b
+    return buckets[inverse.ravel()]
+
+
 def extract_code_features(
     raw_dir: Path,
     index: pd.DataFrame,
@@ -428,26 +446,11 @@ def extract_code_features(
             bad_version += int((~ok).sum())
             chunk = chunk[ok]
             rows = chunk["hadm_id"].astype("int64").map(pos).to_numpy()
-            code = (
-                chunk["icd_code"]
-                .astype(str)
-                .str.strip()
-                .str.upper()
-                .str.replace(".", "", regex=False)
-                .str[:3]
-            )
-            tokens = kind + version[ok].astype(int).astype(str) + ":" + code
+            tokens = _tokens(kind, version[ok], chunk["icd_code"])
             drop = tokens.str.upper().isin(excluded).to_numpy()
             counts["excluded"] += int(drop.sum())
             rows, tokens = rows[~drop], tokens[~drop]
-            uniq, inverse = np.unique(tokens.to_numpy(dtype=str), return_inverse=True)
-            buckets = np.empty(len(uniq), dtype=np.int64)
-            for k, token in enumerate(uniq):
-                b = bucket_cache.get(token)
-                if b is None:
-                    b = bucket_cache[token] = code_bucket(token, vocab_size)
-                buckets[k] = b
-            feats[rows, buckets[inverse.ravel()]] = 1.0
+            feats[rows, _buckets(tokens, vocab_size, bucket_cache)] = 1.0
             n_used += len(rows)
         if bad_version:
             logger.warning(

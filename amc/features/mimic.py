@@ -285,15 +285,7 @@ def load_index_admissions(
         logger.warning(
             "%d admissions' subject_id not in patients.csv.gz (dod unknown)", int(no_patient.sum())
         )
-    death = pd.concat([index["deathtime_any"], index["dod"]], axis=1).min(axis=1)
-    delta = death - index["admittime"]
-    before = death < index["admittime"].dt.normalize()
-    if before.any():
-        logger.warning(
-            "%d patients have a death time before their index admission's date; labelled 0",
-            int(before.sum()),
-        )
-    label = (death.notna() & ~before & (delta <= pd.Timedelta(days=365))).astype(int)
+    death, label, before = _death_and_label(index)
     out = pd.DataFrame(
         {
             "patient_id": index["subject_id"].astype("int64").astype(str),
@@ -316,6 +308,20 @@ def load_index_admissions(
         100 * out["label"].mean() if len(out) else 0,
     )
     return out
+
+
+def _death_and_label(index: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Death time (earliest of deathtime and dod), 1-year label, and 'death before admission'."""
+    death = pd.concat([index["deathtime_any"], index["dod"]], axis=1).min(axis=1)
+    delta = death - index["admittime"]
+    before = death < index["admittime"].dt.normalize()
+    if before.any():
+        logger.warning(
+            "%d patients have a death time before their index admission's date; labelled 0",
+            int(before.sum()),
+        )
+    label = (death.notna() & ~before & (delta <= pd.Timedelta(days=365))).astype(int)
+    return death, label, before
 
 
 def _apply_death_policy(

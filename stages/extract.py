@@ -40,13 +40,19 @@ def _mimic(modality: str, cfg: dict[str, Any], out: Path) -> None:
     elif modality == "lab":
         engine = cfg.get("lab_engine", "duckdb")
         ids, feats, names = mimic.extract_lab_features(
-            raw, index, cfg["lab_window_hours"], engine=engine
-        )
+            raw, index, cfg["lab_window_hours"], engine=engine,
+            max_items=cfg.get("lab_max_items"),
+        )  # fmt: skip
         write_features(
             out,
             ids,
             feats,
-            {**meta, "window_hours": cfg["lab_window_hours"], "feature_names": names},
+            {
+                **meta,
+                "window_hours": cfg["lab_window_hours"],
+                "max_items": cfg.get("lab_max_items"),
+                "feature_names": names,
+            },
         )
     elif modality == "code":
         exclude = cfg.get("code_exclude", list(mimic.DEATH_CODE_TOKENS))

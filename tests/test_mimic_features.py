@@ -277,3 +277,16 @@ def test_lab_engines_agree(raw: Path, window: float) -> None:
     assert a[2] == b[2]
     np.testing.assert_array_equal(a[0], b[0])
     np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+def test_lab_max_items_keeps_the_most_frequent_items(raw: Path, engine: str) -> None:
+    index = _index(raw)
+    _, full, names = extract_lab_features(raw, index, engine=engine)
+    _, top, top_names = extract_lab_features(raw, index, engine=engine, max_items=1)
+    # creatinine (50912) has the most numeric results in the file
+    assert {n.split(":")[1] for n in top_names} == {"50912"}
+    keep = [names.index(n) for n in top_names]
+    np.testing.assert_array_equal(top, full[:, keep])
+    with pytest.raises(InputError, match="lab_max_items"):
+        extract_lab_features(raw, index, engine=engine, max_items=0)

@@ -17,6 +17,7 @@ Regenerate the reference: ``python -m amc.config docs/params.md``.
 from __future__ import annotations
 
 import copy
+import re
 import sys
 from dataclasses import Field, dataclass, field, fields, make_dataclass
 from pathlib import Path
@@ -163,8 +164,38 @@ class MimicSource:
 
     raw: str = key("data/synthetic/mimic", TEXT, "raw MIMIC-IV folder")
     synthetic: MimicSynthetic = block(MimicSynthetic, "synthetic cohort options")
-    lab_window_hours: int = key(48, integer(1), "lab events within this many hours")
+    prediction_time: str = key(
+        "discharge",
+        Rule(
+            lambda v: isinstance(v, str) and re.fullmatch(r"discharge|admission\+\d+h", v) is not None,
+            "discharge | admission+<H>h",
+        ),
+        "features use only what is charted before this time (of the index admission)",
+    )
+    deaths_before_prediction: str = key(
+        "exclude",
+        one_of("exclude", "keep"),
+        "in-hospital deaths before the prediction time: dropped, or kept with label 1",
+    )
+    lab_window_hours: int = key(
+        48, integer(1), "labs in [admittime, min(admittime + window, prediction time)]"
+    )
+    lab_engine: str = key("duckdb", one_of("duckdb", "pandas"), "lab extraction engine")
+    lab_max_items: Any = key(
+        None, optional(integer(1)), "null = every numeric lab item; N = the N most frequent"
+    )
     code_vocab: int = key(512, integer(1), "most frequent diagnosis codes kept")
+    code_exclude: list = key(
+        ["dx9:798", "dx10:R96", "dx10:R98", "dx10:R99"],
+        list_of(TEXT),
+        "ICD categories (dx9:/dx10:/px9:/px10: prefixes) never used as features (death-stating)",
+    )
+    note_types: list = key(
+        ["DS"], list_of(one_of("DS", "RR", "AR"), distinct=True), "note types used as text"
+    )
+    note_time: str = key(
+        "charttime", one_of("charttime", "storetime"), "when a note counts as available"
+    )
     text_encoder: Any = _text_encoder()
     text_batch_size: int = _text_batch_size()
     text_max_length: int = _text_max_length()
@@ -254,6 +285,12 @@ class AdniSource:
     synthetic: AdniSynthetic = block(AdniSynthetic, "synthetic cohort options")
     visit: str = key("bl", TEXT, "bl | first | last | a VISCODE")
     mri_shape: list = key([32, 32, 32], list_of(integer(1), 3), "MRI volume shape")
+    on_error: str = key(
+        "fail", one_of("fail", "skip"), "an unreadable NIfTI stops the stage, or is skipped"
+    )
+    clinical_instruments: bool = key(
+        False, FLAG, "include MMSE, CDR-SB, ADAS-Cog, FAQ, MoCA, RAVLT (they nearly define the label)"
+    )
     files: AdniFiles = block(AdniFiles, "file names inside raw")
 
 

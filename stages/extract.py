@@ -23,27 +23,61 @@ def _mimic(modality: str, cfg: dict[str, Any], out: Path) -> None:
     from amc.features import mimic
 
     raw = Path(cfg["raw"])
-    index = mimic.load_index_admissions(raw)
-    meta = {"extractor": f"amc.features.mimic:{modality}", "raw": str(raw)}
+    when = cfg.get("prediction_time", "discharge")
+    if modality == "code" and mimic.parse_prediction_time(when) is not None:
+        raise InputError(
+            f"sources.mimic.prediction_time={when!r}: ICD codes are assigned at discharge, so "
+            "no code of the index admission is known at that time",
+            hint="use prediction_time: discharge, or drop 'code' from the mimic-iv modalities",
+        )
+    index = mimic.load_index_admissions(raw, when, cfg.get("deaths_before_prediction", "exclude"))
+    meta = {
+        "extractor": f"amc.features.mimic:{modality}",
+        "raw": str(raw),
+        "prediction_time": when,
+        "deaths_before_prediction": cfg.get("deaths_before_prediction", "exclude"),
+    }
     if modality == "labels":
         write_table(mimic.label_table(index), out, meta)
     elif modality == "lab":
-        ids, feats, names = mimic.extract_lab_features(raw, index, cfg["lab_window_hours"])
+        engine = cfg.get("lab_engine", "duckdb")
+        ids, feats, names = mimic.extract_lab_features(
+            raw, index, cfg["lab_window_hours"], engine=engine,
+            max_items=cfg.get("lab_max_items"),
+        )  # fmt: skip
         write_features(
             out,
             ids,
             feats,
-            {**meta, "window_hours": cfg["lab_window_hours"], "feature_names": names},
+            {
+                **meta,
+                "window_hours": cfg["lab_window_hours"],
+                "max_items": cfg.get("lab_max_items"),
+                "feature_names": names,
+            },
         )
     elif modality == "code":
-        ids, feats, names = mimic.extract_code_features(raw, index, cfg["code_vocab"])
+        exclude = cfg.get("code_exclude", list(mimic.DEATH_CODE_TOKENS))
+        ids, feats, names = mimic.extract_code_features(
+            raw, index, cfg["code_vocab"], exclude=exclude
+        )
         write_features(
-            out, ids, feats, {**meta, "vocab_size": cfg["code_vocab"], "feature_names": names}
+            out,
+            ids,
+            feats,
+            {
+                **meta,
+                "vocab_size": cfg["code_vocab"],
+                "code_exclude": list(exclude),
+                "feature_names": names,
+            },
         )
     elif modality == "note":
         from amc.features.text import embed_texts, text_encoder_info
 
-        texts = mimic.extract_note_texts(raw, index)
+        note_types = cfg.get("note_types", ["DS"])
+        note_time = cfg.get("note_time", "charttime")
+        texts = mimic.extract_note_texts(raw, index, note_types=note_types, note_time=note_time)
         feats = embed_texts(
             list(texts.values),
             model_path=cfg.get("text_encoder"),
@@ -58,6 +92,8 @@ def _mimic(modality: str, cfg: dict[str, Any], out: Path) -> None:
                 **meta,
                 "encoder": text_encoder_info(cfg.get("text_encoder")),
                 "max_length": cfg["text_max_length"],
+                "note_types": list(note_types),
+                "note_time": note_time,
             },
         )
     else:
@@ -79,13 +115,22 @@ def _adni(modality: str, cfg: dict[str, Any], out: Path) -> None:
         return
     if modality == "mri":
         shape = tuple(cfg["mri_shape"])
-        ids, volumes = adni.extract_mri_features(raw / files["mri"], shape=shape)
+        on_error = cfg.get("on_error", "fail")
+        skipped: list[str] = []
+        ids, volumes = adni.extract_mri_features(
+            raw / files["mri"], shape=shape, on_error=on_error, skipped=skipped
+        )
         adni.write_modality(
             out,
             ids,
             volumes,
             extractor="amc.features.adni:mri",
-            params={**params, "shape": list(shape)},
+            params={
+                **params,
+                "shape": list(shape),
+                "on_error": on_error,
+                "skipped": skipped,
+            },
         )
         return
     if modality == "biospecimen":
@@ -96,7 +141,11 @@ def _adni(modality: str, cfg: dict[str, Any], out: Path) -> None:
             visit=visit,
         )
     elif modality == "clinical":
-        ids, feats, names = adni.extract_clinical(raw / files["clinical"], visit=visit)
+        instruments = bool(cfg.get("clinical_instruments", False))
+        params["clinical_instruments"] = instruments
+        ids, feats, names = adni.extract_clinical(
+            raw / files["clinical"], visit=visit, include_instruments=instruments
+        )
     elif modality == "genomic":
         ids, feats, names = adni.extract_genomic(raw / files["genotypes"])
     else:

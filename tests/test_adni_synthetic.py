@@ -167,7 +167,7 @@ def test_class_signal_in_every_modality(cohort):
         s = s[s.index.isin(list(lab))]
         return s.groupby(s.index.map(lab)).mean()
 
-    ids, feats, names = extract_clinical(root / "ADNIMERGE.csv")
+    ids, feats, names = extract_clinical(root / "ADNIMERGE.csv", include_instruments=True)
     measured = feats[:, names.index("MMSE_missing")] == 0  # missing values are filled with 0
     mmse = by_class(ids[measured], feats[measured, names.index("MMSE")])
     assert mmse["CN"] > mmse["MCI"] > mmse["AD"]

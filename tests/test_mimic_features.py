@@ -130,6 +130,26 @@ def raw(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _index(raw: Path) -> pd.DataFrame:
+    # S2 dies in hospital, before the default prediction time (discharge): kept here so the
+    # layout tests see all five patients; the exclusion itself is tested below
+    return load_index_admissions(raw, deaths_before_prediction="keep")
+
+
+def test_default_excludes_deaths_before_prediction_time(raw: Path) -> None:
+    index = load_index_admissions(raw)
+    assert index["patient_id"].tolist() == ["1", "3", "4", "5"]
+    assert (index["prediction_time"] == index["dischtime"]).all()
+    at48 = load_index_admissions(raw, prediction_time="admission+48h")
+    assert at48["patient_id"].tolist() == ["1", "2", "3", "4", "5"]  # S2 died at +54 h
+    assert at48.loc[1, "label"] == 1
+    assert at48.loc[0, "prediction_time"] == pd.Timestamp("2150-01-03 08:00:00")
+    with pytest.raises(InputError, match="prediction_time"):
+        load_index_admissions(raw, prediction_time="tomorrow")
+    with pytest.raises(InputError, match="deaths_before_prediction"):
+        load_index_admissions(raw, deaths_before_prediction="ignore")
+
+
 def _lab(feats: np.ndarray, names: list[str], row: int, itemid: int, stat: str) -> float:
     return float(
         feats[
@@ -142,7 +162,7 @@ def _lab(feats: np.ndarray, names: list[str], row: int, itemid: int, stat: str) 
 
 
 def test_index_admissions_and_labels(raw: Path) -> None:
-    index = load_index_admissions(raw)
+    index = _index(raw)
     assert index["patient_id"].tolist() == ["1", "2", "3", "4", "5"]
     assert index["hadm_id"].tolist() == [101, 201, 301, 401, 501]  # first by admittime
     labels = dict(zip(index["patient_id"], index["label"], strict=True))
@@ -159,7 +179,7 @@ def test_index_admissions_and_labels(raw: Path) -> None:
 
 
 def test_lab_features_window_unknown_items_and_missing(raw: Path) -> None:
-    index = load_index_admissions(raw)
+    index = _index(raw)
     ids, feats, names = extract_lab_features(raw, index, window_hours=48.0)
     assert ids.tolist() == ["1", "2", "3", "4", "5"]
     # item set: numeric items of d_labitems present in the file, sorted; 99999 (unknown),
@@ -187,7 +207,7 @@ def test_lab_features_window_unknown_items_and_missing(raw: Path) -> None:
 
 
 def test_lab_window_and_chunking(raw: Path) -> None:
-    index = load_index_admissions(raw)
+    index = _index(raw)
     _, wide, names = extract_lab_features(raw, index, window_hours=72.0)
     assert _lab(wide, names, 0, 50912, "max") == pytest.approx(9.0)
     assert _lab(wide, names, 0, 50912, "last") == pytest.approx(9.0)
@@ -199,7 +219,7 @@ def test_lab_window_and_chunking(raw: Path) -> None:
 
 
 def test_code_features_fixed_vocab(raw: Path) -> None:
-    index = load_index_admissions(raw)
+    index = _index(raw)
     ids, feats, names = extract_code_features(raw, index, vocab_size=64)
     assert feats.shape == (5, 64) and len(names) == 64
     assert set(np.unique(feats)) <= {0.0, 1.0}
@@ -221,7 +241,7 @@ def test_code_features_fixed_vocab(raw: Path) -> None:
 
 
 def test_note_texts(raw: Path) -> None:
-    index = load_index_admissions(raw)
+    index = _index(raw)
     notes = extract_note_texts(raw, index)
     # S4 has no note, S5 only an empty one: both absent
     assert notes.index.tolist() == ["1", "2", "3"]
@@ -236,14 +256,37 @@ def test_missing_column_names_file_and_column(raw: Path) -> None:
     )
     _write(raw, "hosp/admissions.csv.gz", bad + "\n")
     with pytest.raises(InputError, match=r"admissions\.csv\.gz.*'admittime'"):
-        load_index_admissions(raw)
+        _index(raw)
 
 
 def test_missing_lab_column_and_missing_file(raw: Path) -> None:
-    index = load_index_admissions(raw)
+    index = _index(raw)
     _write(raw, "hosp/labevents.csv.gz", LABEVENTS.replace("valuenum", "value_num"))
     with pytest.raises(InputError, match=r"labevents\.csv\.gz.*'valuenum'"):
         extract_lab_features(raw, index)
     (raw / "note" / "discharge.csv.gz").unlink()
     with pytest.raises(InputError, match=r"discharge\.csv\.gz"):
         extract_note_texts(raw, index)
+
+
+@pytest.mark.parametrize("window", [6.0, 48.0, 72.0])
+def test_lab_engines_agree(raw: Path, window: float) -> None:
+    index = _index(raw)
+    a = extract_lab_features(raw, index, window_hours=window, engine="duckdb")
+    b = extract_lab_features(raw, index, window_hours=window, engine="pandas", chunksize=3)
+    assert a[2] == b[2]
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("engine", ["duckdb", "pandas"])
+def test_lab_max_items_keeps_the_most_frequent_items(raw: Path, engine: str) -> None:
+    index = _index(raw)
+    _, full, names = extract_lab_features(raw, index, engine=engine)
+    _, top, top_names = extract_lab_features(raw, index, engine=engine, max_items=1)
+    # creatinine (50912) has the most numeric results in the file
+    assert {n.split(":")[1] for n in top_names} == {"50912"}
+    keep = [names.index(n) for n in top_names]
+    np.testing.assert_array_equal(top, full[:, keep])
+    with pytest.raises(InputError, match="lab_max_items"):
+        extract_lab_features(raw, index, engine=engine, max_items=0)

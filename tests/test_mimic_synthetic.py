@@ -75,7 +75,9 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path: Path) -> None:
 
 def test_labels_deaths_and_admissions(cohort: tuple[Path, dict]) -> None:
     root, counts = cohort
-    index = load_index_admissions(root)
+    # the default excludes the patients who die before the prediction time (discharge)
+    assert len(load_index_admissions(root)) == N - counts["in_hospital_deaths"]
+    index = load_index_admissions(root, deaths_before_prediction="keep")
     assert len(index) == N
     assert index["label"].sum() == counts["deaths_within_365d"]  # extractor agrees
     assert 0.15 <= index["label"].mean() <= 0.35
@@ -135,7 +137,7 @@ def test_quality_sidecar_matches_data(cohort: tuple[Path, dict]) -> None:
         q.loc[q["corruption"] == "none", "quality"]
         > q.loc[q["corruption"] != "none", "quality"].max()
     ).all()
-    index = load_index_admissions(root)
+    index = load_index_admissions(root, deaths_before_prediction="keep")
     notes = extract_note_texts(root, index)
     missing_note = set(
         q.loc[(q["modality"] == "note") & (q["corruption"] == "missing"), "patient_id"]

@@ -104,3 +104,32 @@ def test_bad_inputs_raise_input_error(tmp_path: Path) -> None:
         embed_texts([SICK, "   "], show_progress=False)
     with pytest.raises(InputError, match="stride"):
         embed_texts([SICK], max_length=64, stride=62)
+
+
+def _fake_hub_cache(root: Path, repo_id: str) -> None:
+    """The bundled MiniLM laid out as the Hugging Face cache stores a downloaded repo."""
+    commit = "0" * 40
+    repo = root / f"models--{repo_id.replace('/', '--')}"
+    snap = repo / "snapshots" / commit
+    src = default_model_path()
+    for f in src.rglob("*"):
+        if f.is_file():
+            (snap / f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
+            (snap / f.relative_to(src)).symlink_to(f)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
+def test_hub_id_from_the_local_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    _fake_hub_cache(tmp_path, "someorg/minilm-copy")
+    texts = ["chest pain and dyspnea", "no acute distress"]
+    by_id = embed_texts(texts, model_path="someorg/minilm-copy", batch_size=2)
+    np.testing.assert_allclose(by_id, embed_texts(texts, batch_size=2), atol=1e-6)
+    info = text_encoder_info("someorg/minilm-copy")
+    assert info["name"] == "someorg/minilm-copy" and info["version"].startswith("sha256:")
+    # an id that is not cached: a clear error naming it, and no download attempt
+    with pytest.raises(InputError, match="someorg/not-cached.*local Hugging Face cache"):
+        embed_texts(texts, model_path="someorg/not-cached")

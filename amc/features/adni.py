@@ -37,21 +37,21 @@ from __future__ import annotations
 import logging
 import os
 import re
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import nibabel as nib
 import numpy as np
 import pandas as pd
-from nibabel.filebasedimages import ImageFileError
-from scipy import ndimage
-from tqdm.auto import tqdm
 
 from amc.data.store import write_features
 from amc.errors import InputError
-from amc.features.plink import read_plink_header, read_plink_raw
+from amc.features.adni_mri import (  # noqa: F401  (the MRI modality lives there)
+    extract_mri_features,
+    find_mri_files,
+    load_mri_volume,
+)
+from amc.features.plink import read_plink, read_plink_header, read_plink_raw
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ __all__ = [
     "extract_mri_features",
     "find_mri_files",
     "is_diagnosis_column",
+    "is_diagnostic_instrument",
     "load_diagnosis",
     "load_mri_volume",
     "parse_numeric",
@@ -81,9 +82,11 @@ _DIAGNOSIS = {1: "CN", 2: "MCI", 3: "AD"}
 _DXCHANGE = {1: "CN", 2: "MCI", 3: "AD", 4: "MCI", 5: "AD", 6: "AD", 7: "CN", 8: "MCI", 9: "CN"}
 _DXCURREN = {1: "CN", 2: "MCI", 3: "AD"}  # ADNI1
 
-DEFAULT_CLINICAL_NUMERIC = (
-    "AGE",
-    "PTEDUCAT",
+DEFAULT_CLINICAL_NUMERIC = ("AGE", "PTEDUCAT")
+#: ADNIMERGE's cognitive and functional instruments: the CN / MCI / AD diagnosis is made largely
+#: from them (MMSE, CDR-SB, logical memory and FAQ are inclusion criteria), so they are not
+#: features by default (``include_instruments=True`` adds them, with a warning).
+DIAGNOSTIC_INSTRUMENTS = (
     "MMSE",
     "CDRSB",
     "ADAS11",
@@ -92,6 +95,17 @@ DEFAULT_CLINICAL_NUMERIC = (
     "MOCA",
     "RAVLT_immediate",
 )
+_INSTRUMENT_PREFIXES = (
+    "MMSE", "CDR", "ADAS", "FAQ", "MOCA", "RAVLT", "LDELTOTAL", "DIGITSCOR", "TRABSCOR",
+    "MPACC", "ECOG", "NPI", "GDS",
+)  # fmt: skip
+
+
+def is_diagnostic_instrument(name: str) -> bool:
+    """True for cognitive / functional test scores (MMSE, CDR-SB, ADAS-Cog, FAQ, MoCA, ...)."""
+    return str(name).strip().upper().startswith(_INSTRUMENT_PREFIXES)
+
+
 DEFAULT_CLINICAL_CATEGORICAL = ("PTGENDER", "PTETHCAT", "PTRACCAT", "PTMARRY")
 #: Fixed one-hot vocabularies of ADNIMERGE's categorical columns (so the encoding does not depend
 #: on which subjects are in the file). Other categorical columns use their sorted observed levels.
@@ -513,14 +527,68 @@ def _apoe_block(apoe_csv: str | os.PathLike, id_map: Mapping[str, str] | None) -
     return block.groupby("_pid", sort=True).first()
 
 
+def _check_clinical_columns(requested: Sequence[str], include_instruments: bool) -> None:
+    leaky = [c for c in requested if is_diagnosis_column(c)]
+    if leaky:
+        raise InputError(
+            f"clinical columns {leaky} are diagnosis-derived",
+            hint="they would leak the label into the features; remove them from the column list",
+        )
+    instruments = [c for c in requested if is_diagnostic_instrument(c)]
+    if instruments and not include_instruments:
+        raise InputError(
+            f"clinical columns {instruments} are diagnostic instruments (the CN / MCI / AD "
+            "diagnosis is made from them)",
+            hint="remove them, or set sources.adni.clinical_instruments: true to use them anyway",
+        )
+    if instruments:
+        logger.warning(
+            "clinical features include the diagnostic instruments %s "
+            "(sources.adni.clinical_instruments: true): they nearly define the diagnosis, so "
+            "accuracy is NOT comparable with a model that excludes them",
+            instruments,
+        )
+
+
+def parse_numeric_column(values: pd.Series, path: Any, column: str) -> np.ndarray:
+    """:func:`parse_numeric` with the rule for unparseable text.
+
+    Rule: a column with non-blank values none of which parses is an error (a wrong column or a
+    mangled export, never silently all-missing); a column where some non-blank values do not
+    parse is kept (those become missing) and the count is logged as a warning.
+    """
+    out = parse_numeric(values)
+    text = pd.Series(list(values), dtype=object).astype("string").str.strip()
+    present = (text.notna() & (text != "")).to_numpy()
+    stripped = text.str.replace(r"^[<>]=?\s*", "", regex=True)
+    unparsed = present & pd.to_numeric(stripped, errors="coerce").isna().to_numpy()
+    n_bad = int(unparsed.sum())
+    if n_bad and n_bad == int(present.sum()):
+        raise InputError(
+            f"{path}: numeric column {column!r} has no parseable value ({n_bad} non-blank "
+            f"values, e.g. {text[unparsed].iloc[0]!r})",
+            hint="check the column holds numbers, or remove it from the column list",
+        )
+    if n_bad:
+        logger.warning(
+            "%s: %d of %d non-blank values of %s are not numbers; treated as missing",
+            path,
+            n_bad,
+            int(present.sum()),
+            column,
+        )
+    return out
+
+
 def extract_clinical(
     adnimerge_csv: str | os.PathLike,
     patient_ids: Iterable[str] | None = None,
     visit: str = "bl",
-    numeric_columns: Sequence[str] = DEFAULT_CLINICAL_NUMERIC,
+    numeric_columns: Sequence[str] | None = None,
     categorical_columns: Sequence[str] = DEFAULT_CLINICAL_CATEGORICAL,
+    include_instruments: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Clinical features (demographics, cognitive scores) from an ADNIMERGE-style table.
+    """Clinical features (demographics; cognitive scores on request) from ADNIMERGE.
 
     Parameters
     ----------
@@ -531,11 +599,17 @@ def extract_clinical(
     visit
         Visit rule (module docstring); default baseline.
     numeric_columns
-        Parsed as numbers (``<`` / ``>`` stripped, ``-4`` missing).
+        Parsed as numbers (``<`` / ``>`` stripped, ``-4`` missing). ``None``:
+        :data:`DEFAULT_CLINICAL_NUMERIC`, plus :data:`DIAGNOSTIC_INSTRUMENTS` when
+        ``include_instruments``. A column whose non-blank values are *all* unparseable is an
+        error; a partly unparseable column is logged with the count.
     categorical_columns
         One-hot encoded: fixed ADNI vocabularies (``CATEGORY_LEVELS``) for PTGENDER, PTETHCAT,
         PTRACCAT, PTMARRY; sorted observed levels for any other column. A value outside the
         vocabulary or blank counts as missing.
+    include_instruments
+        Allow the diagnostic instruments (:func:`is_diagnostic_instrument`); they nearly define
+        the label, so the default refuses them and ``True`` logs a warning.
 
     Returns
     -------
@@ -551,15 +625,15 @@ def extract_clinical(
     ------
     InputError
         A requested column is diagnosis-derived (``DX``, ``DX_bl``, ``DXCHANGE``, ...: label
-        leakage) or absent from the table.
+        leakage), a diagnostic instrument without ``include_instruments``, absent from the
+        table, or numeric with no parseable value.
     """
-    requested = list(numeric_columns) + list(categorical_columns)
-    leaky = [c for c in requested if is_diagnosis_column(c)]
-    if leaky:
-        raise InputError(
-            f"clinical columns {leaky} are diagnosis-derived",
-            hint="they would leak the label into the features; remove them from the column list",
+    if numeric_columns is None:
+        numeric_columns = DEFAULT_CLINICAL_NUMERIC + (
+            DIAGNOSTIC_INSTRUMENTS if include_instruments else ()
         )
+    requested = list(numeric_columns) + list(categorical_columns)
+    _check_clinical_columns(requested, include_instruments)
     df = _read_csv(adnimerge_csv, required=["PTID", "VISCODE", *requested])
     df["_pid"] = df["PTID"].astype("string").str.strip()
     df = df[df["_pid"].notna() & (df["_pid"] != "")]
@@ -567,7 +641,7 @@ def extract_clinical(
     chosen = chosen.groupby("_pid", sort=True).tail(1)  # duplicate rows of one visit: last wins
     block = pd.DataFrame(index=pd.Index(chosen["_pid"].astype(str), name=None))
     for c in numeric_columns:
-        block[c] = parse_numeric(chosen[c])
+        block[c] = parse_numeric_column(chosen[c], adnimerge_csv, c)
     for c in categorical_columns:
         raw = chosen[c].astype("string").str.strip()
         levels = CATEGORY_LEVELS.get(c) or tuple(sorted(set(raw.dropna()) - {""}))
@@ -599,7 +673,7 @@ def extract_genomic(
     patient_ids: Iterable[str] | None = None,
     variants: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Genotype dosages from a PLINK ``.raw`` file, NaN-free, plus a per-subject missing rate.
+    """Genotype dosages from PLINK (``.bed`` fileset or ``.raw``), NaN-free, plus a missing rate.
 
     Missing calls (``NA``) become dosage 0 and the last column ``missing_rate`` holds each
     subject's fraction of missing calls. Why 0: PLINK 1.9 ``--recode A`` counts the minor allele
@@ -618,7 +692,7 @@ def extract_genomic(
     feature_names : list of str
         (V + 1,) variant names then ``"missing_rate"``.
     """
-    ids, dos, names = read_plink_raw(
+    ids, dos, names = read_plink(
         raw_path, patient_ids=patient_ids, variants=variants, pad_columns=1
     )
     n_var = len(names)
@@ -637,180 +711,6 @@ def extract_genomic(
         float(rates.max()) if len(ids) else 0.0,
     )
     return ids, dos, [*names, "missing_rate"]
-
-
-# --------------------------------------------------------------------------------------------
-# MRI
-# --------------------------------------------------------------------------------------------
-def _resample_fov(data: np.ndarray, vox: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Pad to a cube of physical size, anti-alias, and zoom to ``shape`` (order 1)."""
-    extent = np.asarray(data.shape) * vox
-    side = float(extent.max())
-    n_cube = np.maximum(np.round(side / vox).astype(int), np.asarray(data.shape))
-    pad = n_cube - np.asarray(data.shape)
-    data = np.pad(data, [(p // 2, p - p // 2) for p in pad], mode="constant", constant_values=0.0)
-    factors = np.asarray(shape, dtype=float) / n_cube
-    sigma = np.maximum(0.0, (1.0 / factors - 1.0) / 2.0)
-    if np.any(sigma > 0):
-        data = ndimage.gaussian_filter(data, sigma=sigma, mode="constant", cval=0.0)
-    out = ndimage.zoom(data, factors, order=1, grid_mode=True, mode="grid-constant", cval=0.0)
-    if out.shape != tuple(shape):  # rounding guard; never hit for sane inputs
-        out = out[tuple(slice(0, s) for s in shape)]
-        out = np.pad(out, [(0, s - o) for s, o in zip(shape, out.shape, strict=True)])
-    return out.astype(np.float32, copy=False)
-
-
-def _normalise(vol: np.ndarray, path: Path) -> np.ndarray:
-    """Percentile clip (1-99) and z-score with brain-voxel statistics."""
-    if vol.min() < 0:
-        vol = vol - vol.min()
-    pos = vol[vol > 0]
-    if pos.size < 10:
-        raise InputError(f"{path}: volume is empty (no positive voxels)", hint="check the file")
-    fg = vol > 0.1 * np.percentile(pos, 99)
-    lo, hi = np.percentile(vol[fg], [1.0, 99.0])
-    vol = np.minimum(vol, hi)
-    vol[fg] = np.maximum(vol[fg], lo)
-    mu, sd = float(vol[fg].mean()), float(vol[fg].std())
-    if not sd > 0:
-        raise InputError(f"{path}: volume has constant intensity", hint="check the file")
-    return ((vol - mu) / sd).astype(np.float32)
-
-
-def load_mri_volume(path: str | os.PathLike, shape: Sequence[int] = (32, 32, 32)) -> np.ndarray:
-    """Load a NIfTI T1 volume as a fixed-size, RAS-oriented, intensity-normalised array.
-
-    Steps
-    -----
-    1. ``nibabel.load`` and read the data (a truncated ``.nii.gz`` or unreadable file raises
-       :class:`~amc.errors.InputError` naming it); a 4-D file with one volume is squeezed.
-    2. ``nibabel.as_closest_canonical``: axes permuted / flipped to RAS+ (LPS, LAS, sagittal
-       slice orders all give the same array). Oblique rotations are not resampled away
-       (registered images, as in the paper, are expected).
-    3. Field of view: the volume is zero-padded symmetrically to a cube whose side is its
-       largest physical extent (voxel size x voxels, from the affine), so anisotropic voxels
-       and non-cubic FOVs keep the true aspect ratio; then a Gaussian anti-aliasing filter
-       (sigma = (1/f - 1)/2 voxels for zoom factor f < 1) and ``scipy.ndimage.zoom`` (order 1,
-       ``grid_mode=True``: voxel edges, not centres, are aligned) to ``shape``. The same FOV
-       sampled at 1 mm or 2 mm therefore gives (nearly) the same output.
-    4. Intensity: brain voxels = voxels above 10 % of the 99th percentile of positive
-       intensities (excludes air / zero background); clip to their 1st-99th percentiles (upper
-       bound for all voxels), then z-score with their mean and standard deviation.
-
-    Returns
-    -------
-    np.ndarray
-        ``shape`` float32.
-    """
-    path = Path(path)
-    shape = tuple(int(s) for s in shape)
-    if len(shape) != 3 or min(shape) < 2:
-        raise InputError(f"shape={shape}", hint="three sizes >= 2, e.g. [32, 32, 32]")
-    if not path.is_file():
-        raise InputError(f"{path}: NIfTI file not found")
-    try:
-        img = nib.as_closest_canonical(nib.load(path))
-        data = np.asarray(img.get_fdata(dtype=np.float32))
-    except (ImageFileError, OSError, EOFError, zlib.error, ValueError, MemoryError) as exc:
-        raise InputError(
-            f"{path}: unreadable or truncated NIfTI file ({type(exc).__name__}: {exc})",
-            hint="re-download or re-convert this scan, or remove it (the subject then has no MRI)",
-        ) from exc
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise InputError(
-            f"{path}: expected a 3-D volume, got shape {data.shape}",
-            hint="give one T1 volume per file",
-        )
-    if not np.all(np.isfinite(data)):
-        logger.warning("%s: %d non-finite voxels set to 0", path, int((~np.isfinite(data)).sum()))
-        data = np.nan_to_num(data, nan=0.0, posinf=0.0, neginf=0.0)
-    vox = np.sqrt((img.affine[:3, :3] ** 2).sum(axis=0))
-    if not np.all(vox > 0):
-        raise InputError(f"{path}: affine has a zero voxel size {vox}", hint="fix the header")
-    return _normalise(_resample_fov(data, vox, shape), path)
-
-
-def find_mri_files(
-    mri_dir: str | os.PathLike, patient_ids: Iterable[str] | None = None
-) -> dict[str, Path]:
-    """One NIfTI file per subject under ``mri_dir``.
-
-    Layouts: ``<mri_dir>/<PTID>/**/*.nii[.gz]`` (ADNI download folders: series / date / image
-    id) and, when ``patient_ids`` is given, flat files ``<mri_dir>/<PTID>_*.nii[.gz]`` or
-    ``<PTID>.nii[.gz]``. With several files for a subject, one whose name contains the
-    baseline token (``_bl_`` / ``_bl.`` / ``_sc_``) is preferred, else the first in sorted path
-    order (ADNI folders carry the acquisition date, so that is the earliest scan).
-    """
-    root = Path(mri_dir)
-    if not root.is_dir():
-        raise InputError(f"{root}: MRI folder not found", hint="check the ADNI MRI path in params")
-    if patient_ids is None:
-        ids = sorted(p.name for p in root.iterdir() if p.is_dir())
-    else:
-        ids = [str(p) for p in dict.fromkeys(patient_ids)]
-    found: dict[str, Path] = {}
-    for pid in ids:
-        cands: list[Path] = []
-        sub = root / pid
-        if sub.is_dir():
-            cands += [p for p in sub.rglob("*") if p.is_file() and _is_nifti(p)]
-        if patient_ids is not None:
-            cands += [
-                p
-                for p in root.glob(f"{_glob_escape(pid)}*")
-                if p.is_file() and _is_nifti(p) and re.match(rf"{re.escape(pid)}([._]|$)", p.name)
-            ]
-        if not cands:
-            continue
-        cands.sort()
-        base = [p for p in cands if re.search(r"_(bl|sc)([._])", p.name)]
-        found[pid] = (base or cands)[0]
-    return found
-
-
-def _glob_escape(text: str) -> str:
-    """Escape glob metacharacters in a literal path part."""
-    return re.sub(r"([*?\[])", r"[\1]", text)
-
-
-def _is_nifti(p: Path) -> bool:
-    return p.name.endswith((".nii", ".nii.gz"))
-
-
-def extract_mri_features(
-    mri_dir: str | os.PathLike,
-    patient_ids: Iterable[str] | None = None,
-    shape: Sequence[int] = (32, 32, 32),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Load every subject's T1 volume with :func:`load_mri_volume`.
-
-    Subjects without a file are absent (missing modality, counted in the log); an unreadable
-    file stops with an :class:`~amc.errors.InputError` naming it.
-
-    Returns
-    -------
-    ids : np.ndarray
-        (P,) PTIDs with a volume (order of ``patient_ids``, else sorted folder names).
-    volumes : np.ndarray
-        (P, X, Y, Z) float32.
-    """
-    shape = tuple(int(s) for s in shape)
-    files = find_mri_files(mri_dir, patient_ids)
-    n_req = len(dict.fromkeys(patient_ids)) if patient_ids is not None else len(files)
-    ids = list(files)
-    volumes = np.empty((len(ids), *shape), dtype=np.float32)
-    for k, pid in enumerate(tqdm(ids, desc="ADNI MRI", unit="scan", disable=None)):
-        volumes[k] = load_mri_volume(files[pid], shape)
-    logger.info(
-        "%s: %d MRI volumes %s; %d requested subjects without a scan",
-        mri_dir,
-        len(ids),
-        shape,
-        n_req - len(ids),
-    )
-    return np.asarray(ids, dtype=object), volumes
 
 
 def write_modality(

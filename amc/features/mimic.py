@@ -13,26 +13,50 @@ at 00:00), and counts when it falls in ``[admittime's date, admittime + 365 days
 recorded before the admission's date is inconsistent data: it is counted in the log and does not
 make the label positive.
 
+Prediction time (no label leakage)
+----------------------------------
+Every feature is restricted to what is charted before the *prediction time* of the index
+admission (:func:`parse_prediction_time`): ``"discharge"`` (default: ``dischtime``) or
+``"admission+<H>h"`` (``admittime + H`` hours). Patients whose death time is at or before the
+prediction time (in-hospital deaths at discharge time) are *excluded* by default
+(``deaths_before_prediction="exclude"``): their discharge summary and billing codes describe the
+death the label counts. ``"keep"`` keeps them with label 1 and logs a warning. The label itself
+is unchanged (death within 365 days of ``admittime``).
+
 Feature layouts
 ---------------
 * ``lab``: for every itemid of ``d_labitems`` that has at least one numeric ``valuenum`` anywhere
   in ``labevents`` (sorted by itemid; the set depends on the file, never on the cohort or a
   split), six columns ``mean, min, max, last, count, missing`` over the numeric results of the
-  index admission with ``admittime <= charttime <= admittime + window_hours``. Absent items have
-  zeros and ``missing = 1``. Rows without ``hadm_id`` (outpatient labs) are not used. Nothing is
-  scaled here: scaling is fitted on the training split at train time.
+  index admission with ``admittime <= charttime <= min(admittime + window_hours, prediction
+  time)``. Absent items have zeros and ``missing = 1``. Rows without ``hadm_id`` (outpatient
+  labs) are not used. Nothing is scaled here: scaling is fitted on the training split.
 * ``code``: multi-hot over a fixed hashed vocabulary: the token
   ``f"{kind}{version}:{code[:3]}"`` (``kind`` = ``dx`` for diagnoses_icd, ``px`` for
   procedures_icd; ``version`` = 9 or 10; the ICD category = first three characters of the
   dot-less code) goes to bucket ``zlib.crc32(token) % vocab_size``. The vocabulary is identical
-  for every cohort, split and dataset; collisions are possible and accepted.
-* ``note``: the discharge summaries of the index admission (joined in ``note_seq`` order) embedded
-  with :func:`amc.features.text.embed_texts`; patients without a (non-empty) note are absent.
+  for every cohort, split and dataset; collisions are possible and accepted. ICD codes are
+  assigned at discharge, so the index admission's codes are used only for admissions discharged
+  at or before the prediction time (all of them at ``"discharge"``, none for a prediction time
+  inside the stay). Tokens listed in ``exclude`` (default :data:`DEATH_CODE_TOKENS`: ICD
+  categories that state a death) are never used.
+* ``note``: the notes of the index admission whose type is in ``note_types`` (default
+  ``["DS"]``, discharge summaries) and whose ``note_time`` column (default ``charttime``) is at or
+  before the prediction time, joined in ``note_seq`` order, embedded with
+  :func:`amc.features.text.embed_texts`; patients without a (non-empty) note are absent.
+  MIMIC-IV-Note dates a discharge summary on the discharge *day* (``charttime`` at 00:00) and
+  stores it hours to days later (``storetime``): at ``"discharge"`` with ``note_time="charttime"``
+  the summary counts as available (the prediction is made when the summary is written); with
+  ``note_time="storetime"`` no discharge summary is available at discharge. A summary never
+  counts before its admission's ``dischtime`` (its day-resolution ``charttime`` can fall before
+  the moment it is written): with ``"admission+<H>h"`` only summaries of stays that ended
+  before the prediction time remain.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -40,9 +64,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from amc.errors import InputError
+from amc.features.mimic_labs import (  # noqa: F401  (the lab modality lives there)
+    LAB_STATS,
+    extract_lab_features,
+    lab_feature_names,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +81,14 @@ D_LABITEMS = "hosp/d_labitems.csv.gz"
 DIAGNOSES = "hosp/diagnoses_icd.csv.gz"
 PROCEDURES = "hosp/procedures_icd.csv.gz"
 DISCHARGE = "note/discharge.csv.gz"
+RADIOLOGY = "note/radiology.csv.gz"
+#: note_type -> the MIMIC-IV-Note file that holds it.
+NOTE_FILES = {"DS": DISCHARGE, "RR": RADIOLOGY, "AR": RADIOLOGY}
+#: ICD categories that state a death (ICD-9 798 sudden death / unknown cause; ICD-10 R96 other
+#: sudden death, R98 unattended death, R99 ill-defined and unknown cause of mortality).
+DEATH_CODE_TOKENS = ("dx9:798", "dx10:R96", "dx10:R98", "dx10:R99")
+DEATH_POLICIES = ("exclude", "keep")
 
-LAB_STATS = ("mean", "min", "max", "last", "count", "missing")
 INDEX_COLUMNS = (
     "patient_id",
     "subject_id",
@@ -63,6 +97,7 @@ INDEX_COLUMNS = (
     "dischtime",
     "label",
     "death_time",
+    "prediction_time",
 )
 
 
@@ -134,37 +169,107 @@ def _hadm_set(index: pd.DataFrame) -> dict[int, int]:
 
 
 # ------------------------------------------------------------------------------------ cohort
-def load_index_admissions(raw_dir: Path) -> pd.DataFrame:
+_ADMISSION_PLUS = re.compile(r"^admission\s*\+\s*(\d+(?:\.\d+)?)\s*h$")
+
+
+def parse_prediction_time(spec: str) -> float | None:
+    """Hours after ``admittime`` of a prediction-time spec; ``None`` for ``"discharge"``.
+
+    ``"discharge"`` -> ``None`` (the index admission's ``dischtime``); ``"admission+48h"`` -> 48.0.
+    """
+    text = str(spec).strip().lower()
+    if text == "discharge":
+        return None
+    match = _ADMISSION_PLUS.match(text)
+    if not match or float(match.group(1)) <= 0:
+        raise InputError(
+            f"sources.mimic.prediction_time={spec!r} is not a prediction time",
+            hint="use 'discharge' or 'admission+<hours>h', e.g. 'admission+48h'",
+        )
+    return float(match.group(1))
+
+
+def _integer_ids(values: pd.Series, path: Path | str, column: str) -> pd.Series:
+    """``values`` as int64; a missing or non-integer id raises naming the file and the value."""
+    num = pd.to_numeric(values, errors="coerce")
+    bad = num.isna() | (num != np.floor(num))
+    if bad.any():
+        raise InputError(
+            f"{path}: column {column!r} has non-integer value {values[bad].iloc[0]!r} "
+            f"({int(bad.sum())} row(s))",
+            hint=f"MIMIC-IV {column} values are integers; check the file was not edited",
+        )
+    return num.astype("int64")
+
+
+def _read_admissions(raw_dir: Path) -> pd.DataFrame:
+    adm = _read(
+        raw_dir,
+        ADMISSIONS,
+        ["subject_id", "hadm_id", "admittime", "dischtime", "deathtime"],
+        dtype={"deathtime": str, "subject_id": str, "hadm_id": str},
+    )
+    path_a = raw_dir / ADMISSIONS
+    if adm.empty:
+        raise InputError(
+            f"{path_a}: the admissions table has no rows",
+            hint="the cohort is built from admissions; check the download is complete",
+        )
+    for col in ("admittime", "dischtime", "deathtime"):
+        adm[col] = _to_time(adm[col], str(path_a), col)
+    if adm["admittime"].isna().any() or adm["hadm_id"].isna().any():
+        raise InputError(
+            f"{path_a}: empty admittime or hadm_id",
+            hint="every admission needs hadm_id and admittime",
+        )
+    adm["subject_id"] = _integer_ids(adm["subject_id"], path_a, "subject_id")
+    adm["hadm_id"] = _integer_ids(adm["hadm_id"], path_a, "hadm_id")
+    return adm
+
+
+def _prediction_times(index: pd.DataFrame, hours: float | None) -> pd.Series:
+    if hours is None:
+        return index["dischtime"].fillna(index["admittime"])
+    return index["admittime"] + pd.Timedelta(hours=hours)
+
+
+def load_index_admissions(
+    raw_dir: Path,
+    prediction_time: str = "discharge",
+    deaths_before_prediction: str = "exclude",
+) -> pd.DataFrame:
     """Index admission (first by admittime) and 1-year mortality label of every patient.
 
     Parameters
     ----------
     raw_dir:
         MIMIC-IV root (contains ``hosp/``).
+    prediction_time:
+        ``"discharge"`` or ``"admission+<H>h"`` (module docstring); every feature is restricted
+        to what is charted before it.
+    deaths_before_prediction:
+        ``"exclude"`` (default) drops patients who died at or before the prediction time;
+        ``"keep"`` keeps them (label 1) and logs a warning: their notes and codes may state the
+        death.
 
     Returns
     -------
     pd.DataFrame
         (P rows) ``patient_id`` (str subject_id), ``subject_id``, ``hadm_id`` (int64),
         ``admittime``, ``dischtime`` (datetime64), ``label`` (int 0/1), ``death_time``
-        (datetime64, NaT when no death is recorded), sorted by ``subject_id``.
+        (datetime64, NaT when no death is recorded), ``prediction_time`` (datetime64), sorted
+        by ``subject_id``.
     """
-    raw_dir = Path(raw_dir)
-    adm = _read(
-        raw_dir,
-        ADMISSIONS,
-        ["subject_id", "hadm_id", "admittime", "dischtime", "deathtime"],
-        dtype={"deathtime": str},
-    )
-    pat = _read(raw_dir, PATIENTS, ["subject_id", "dod"], dtype={"dod": str})
-    path_a = str(raw_dir / ADMISSIONS)
-    for col in ("admittime", "dischtime", "deathtime"):
-        adm[col] = _to_time(adm[col], path_a, col)
-    if adm["admittime"].isna().any() or adm["hadm_id"].isna().any():
+    hours = parse_prediction_time(prediction_time)
+    if deaths_before_prediction not in DEATH_POLICIES:
         raise InputError(
-            f"{path_a}: empty admittime or hadm_id",
-            hint="every admission needs hadm_id and admittime",
+            f"sources.mimic.deaths_before_prediction={deaths_before_prediction!r}",
+            hint=f"one of {', '.join(DEATH_POLICIES)}",
         )
+    raw_dir = Path(raw_dir)
+    adm = _read_admissions(raw_dir)
+    pat = _read(raw_dir, PATIENTS, ["subject_id", "dod"], dtype={"dod": str, "subject_id": str})
+    pat["subject_id"] = _integer_ids(pat["subject_id"], raw_dir / PATIENTS, "subject_id")
     pat["dod"] = _to_time(pat["dod"], str(raw_dir / PATIENTS), "dod")
     if pat["subject_id"].duplicated().any():
         dup = pat.loc[pat["subject_id"].duplicated(), "subject_id"].iloc[0]
@@ -180,15 +285,7 @@ def load_index_admissions(raw_dir: Path) -> pd.DataFrame:
         logger.warning(
             "%d admissions' subject_id not in patients.csv.gz (dod unknown)", int(no_patient.sum())
         )
-    death = pd.concat([index["deathtime_any"], index["dod"]], axis=1).min(axis=1)
-    delta = death - index["admittime"]
-    before = death < index["admittime"].dt.normalize()
-    if before.any():
-        logger.warning(
-            "%d patients have a death time before their index admission's date; labelled 0",
-            int(before.sum()),
-        )
-    label = (death.notna() & ~before & (delta <= pd.Timedelta(days=365))).astype(int)
+    death, label, before = _death_and_label(index)
     out = pd.DataFrame(
         {
             "patient_id": index["subject_id"].astype("int64").astype(str),
@@ -198,14 +295,62 @@ def load_index_admissions(raw_dir: Path) -> pd.DataFrame:
             "dischtime": index["dischtime"],
             "label": label.to_numpy(),
             "death_time": death,
+            "prediction_time": _prediction_times(index, hours),
         }
     ).reset_index(drop=True)
+    out = _apply_death_policy(out, before.to_numpy(), deaths_before_prediction, prediction_time)
     logger.info(
-        "MIMIC-IV cohort: %d patients (index = first admission), %d positive (%.1f%%)",
+        "MIMIC-IV cohort: %d patients (index = first admission, prediction time %s), "
+        "%d positive (%.1f%%)",
         len(out),
+        prediction_time,
         int(out["label"].sum()),
         100 * out["label"].mean() if len(out) else 0,
     )
+    return out
+
+
+def _death_and_label(index: pd.DataFrame) -> tuple[pd.Series, pd.Series, pd.Series]:
+    """Death time (earliest of deathtime and dod), 1-year label, and 'death before admission'."""
+    death = pd.concat([index["deathtime_any"], index["dod"]], axis=1).min(axis=1)
+    delta = death - index["admittime"]
+    before = death < index["admittime"].dt.normalize()
+    if before.any():
+        logger.warning(
+            "%d patients have a death time before their index admission's date; labelled 0",
+            int(before.sum()),
+        )
+    label = (death.notna() & ~before & (delta <= pd.Timedelta(days=365))).astype(int)
+    return death, label, before
+
+
+def _apply_death_policy(
+    index: pd.DataFrame, inconsistent: np.ndarray, policy: str, spec: str
+) -> pd.DataFrame:
+    """Drop (or keep, loudly) the patients who died at or before the prediction time."""
+    dead = (index["death_time"] <= index["prediction_time"]).to_numpy() & ~inconsistent
+    n_dead = int(dead.sum())
+    if n_dead and policy == "keep":
+        logger.warning(
+            "%d patients died at or before the prediction time (%s) and are KEPT with label 1 "
+            "(deaths_before_prediction=keep): their notes and codes may state the death",
+            n_dead,
+            spec,
+        )
+        return index
+    if n_dead:
+        logger.info(
+            "%d patients died at or before the prediction time (%s): excluded "
+            "(deaths_before_prediction=exclude)",
+            n_dead,
+            spec,
+        )
+    out = index.loc[~dead].reset_index(drop=True)
+    if out.empty:
+        raise InputError(
+            f"no patient is alive at the prediction time {spec!r}",
+            hint="check admissions.deathtime / patients.dod, or use an earlier prediction time",
+        )
     return out
 
 
@@ -219,179 +364,15 @@ def label_table(index: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-# ------------------------------------------------------------------------------------ labs
-def lab_feature_names(itemids: Sequence[int], labels: dict[int, str] | None = None) -> list[str]:
-    """``"lab:<itemid>:<label>:<stat>"`` for each item and stat in :data:`LAB_STATS`."""
-    labels = labels or {}
-    return [f"lab:{i}:{labels.get(int(i), '')}:{s}" for i in itemids for s in LAB_STATS]
-
-
-def extract_lab_features(
-    raw_dir: Path,
-    index: pd.DataFrame,
-    window_hours: float = 48.0,
-    chunksize: int = 1_000_000,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Per-item lab aggregates over the first ``window_hours`` of the index admission.
-
-    ``labevents.csv.gz`` is streamed in chunks of ``chunksize`` rows (only the five columns
-    used), and partial aggregates are merged after every chunk, so memory is bounded by the
-    number of (admission, item) pairs of the cohort, not by the file.
-
-    Parameters
-    ----------
-    raw_dir:
-        MIMIC-IV root.
-    index:
-        :func:`load_index_admissions` output (P rows).
-    window_hours:
-        Results with ``admittime <= charttime <= admittime + window_hours`` are used.
-    chunksize:
-        Rows per chunk.
-
-    Returns
-    -------
-    ids : (P,) object array of patient_id, in ``index`` order.
-    feats : (P, 6 * I) float32: for each of the I items ``mean, min, max, last, count, missing``.
-    names : 6 * I feature names (see :func:`lab_feature_names`).
-    """
-    if window_hours <= 0:
-        raise InputError(f"window_hours={window_hours} must be > 0")
-    if chunksize < 1:
-        raise InputError(f"chunksize={chunksize} must be >= 1")
-    raw_dir = Path(raw_dir)
-    items = _read(raw_dir, D_LABITEMS, ["itemid", "label"])
-    known = set(items["itemid"].astype("int64").tolist())
-    labels = dict(
-        zip(items["itemid"].astype("int64"), items["label"].fillna("").astype(str), strict=True)
-    )
-    pos = _hadm_set(index)
-    hadm_arr = np.fromiter(pos.keys(), dtype=np.int64, count=len(pos))
-    admit = pd.Series(
-        pd.to_datetime(index["admittime"]).to_numpy(),
-        index=index["hadm_id"].astype("int64").to_numpy(),
-    )
-    window = pd.Timedelta(hours=window_hours)
-
-    seen_numeric: set[int] = set()
-    unknown_rows = 0
-    unknown_ids: set[int] = set()
-    non_numeric = 0
-    total = 0
-    partial: pd.DataFrame | None = None
-    pending: list[pd.DataFrame] = []
-    pending_rows = 0
-    offset = 0
-    cols = ["hadm_id", "itemid", "charttime", "valuenum"]
-    reader = _read_chunks(
-        raw_dir,
-        LABEVENTS,
-        [*cols, "subject_id"],
-        chunksize,
-        dtype={"hadm_id": "float64", "itemid": "int64", "valuenum": "float64", "charttime": str},
-    )
-    for chunk in tqdm(reader, desc="labevents chunks", unit="chunk", disable=None):
-        n = len(chunk)
-        chunk = chunk.assign(row=np.arange(offset, offset + n))
-        offset += n
-        total += n
-        numeric = chunk["valuenum"].notna()
-        non_numeric += int((~numeric).sum())
-        is_known = chunk["itemid"].isin(known)
-        unk = chunk.loc[~is_known, "itemid"]
-        unknown_rows += len(unk)
-        unknown_ids.update(unk.unique().tolist())
-        seen_numeric.update(chunk.loc[numeric & is_known, "itemid"].unique().tolist())
-        keep = numeric & is_known & chunk["hadm_id"].notna()
-        keep &= chunk["hadm_id"].isin(hadm_arr)
-        sub = chunk.loc[keep, ["hadm_id", "itemid", "charttime", "valuenum", "row"]]
-        if sub.empty:
-            continue
-        sub["hadm_id"] = sub["hadm_id"].astype("int64")
-        t = _to_time(sub["charttime"], str(raw_dir / LABEVENTS), "charttime")
-        start = admit.reindex(sub["hadm_id"].to_numpy()).to_numpy()
-        in_win = (t.to_numpy() >= start) & (t.to_numpy() <= start + window.to_timedelta64())
-        sub = sub.loc[in_win].assign(t=t[in_win])
-        if sub.empty:
-            continue
-        pending.append(_aggregate(sub))
-        pending_rows += len(pending[-1])
-        # merge when the pending partials outgrow the merged table (amortised, bounded memory)
-        if pending_rows > max(chunksize, 0 if partial is None else len(partial)):
-            partial = _merge([] if partial is None else [partial], pending)
-            pending, pending_rows = [], 0
-    if pending:
-        partial = _merge([] if partial is None else [partial], pending)
-
-    item_list = sorted(seen_numeric)
-    names = lab_feature_names(item_list, labels)
-    n_pat = len(index)
-    feats = np.zeros((n_pat, len(item_list), len(LAB_STATS)), dtype=np.float32)
-    feats[:, :, LAB_STATS.index("missing")] = 1.0
-    used = 0
-    if partial is not None and len(item_list):
-        col = {it: k for k, it in enumerate(item_list)}
-        rows = partial["hadm_id"].map(pos).to_numpy()
-        cols_ = partial["itemid"].map(col).to_numpy()
-        feats[rows, cols_, 0] = (partial["sum"] / partial["count"]).to_numpy()
-        feats[rows, cols_, 1] = partial["min"].to_numpy()
-        feats[rows, cols_, 2] = partial["max"].to_numpy()
-        feats[rows, cols_, 3] = partial["last"].to_numpy()
-        feats[rows, cols_, 4] = partial["count"].to_numpy()
-        feats[rows, cols_, 5] = 0.0
-        used = int(partial["count"].sum())
-    no_labs = int((feats[:, :, 5] == 1).all(axis=1).sum()) if len(item_list) else n_pat
-    if not np.isfinite(feats).all():
-        raise InputError(
-            f"{raw_dir / LABEVENTS}: non-finite valuenum in the window",
-            hint="valuenum must be a finite number or empty",
-        )
-    logger.info(
-        "labevents: %d rows read, %d used (%d items, window %.0f h); dropped %d rows of %d "
-        "itemids not in d_labitems, %d non-numeric rows; %d of %d index admissions without labs",
-        total,
-        used,
-        len(item_list),
-        window_hours,
-        unknown_rows,
-        len(unknown_ids),
-        non_numeric,
-        no_labs,
-        n_pat,
-    )
-    ids = index["patient_id"].astype(str).to_numpy(dtype=object)
-    return ids, feats.reshape(n_pat, -1), names
-
-
-def _aggregate(sub: pd.DataFrame) -> pd.DataFrame:
-    """Partial aggregates per (hadm_id, itemid): sum, count, min, max, last (by time, row)."""
-    sub = sub.sort_values(["hadm_id", "itemid", "t", "row"], kind="stable")
-    g = sub.groupby(["hadm_id", "itemid"], sort=True)
-    out = g["valuenum"].agg(["sum", "count", "min", "max"])
-    last = g[["t", "row", "valuenum"]].last()
-    out["last_t"] = last["t"]
-    out["last_row"] = last["row"]
-    out["last"] = last["valuenum"]
-    return out.reset_index()
-
-
-def _merge(merged: list[pd.DataFrame], parts: list[pd.DataFrame]) -> pd.DataFrame:
-    both = pd.concat([*merged, *parts], ignore_index=True)
-    both = both.sort_values(["hadm_id", "itemid", "last_t", "last_row"], kind="stable")
-    g = both.groupby(["hadm_id", "itemid"], sort=True)
-    out = g.agg(
-        sum=("sum", "sum"),
-        count=("count", "sum"),
-        min=("min", "min"),
-        max=("max", "max"),
-        last_t=("last_t", "last"),
-        last_row=("last_row", "last"),
-        last=("last", "last"),
-    )
-    return out.reset_index()
-
-
 # ------------------------------------------------------------------------------------ codes
+def _codes_known(index: pd.DataFrame) -> np.ndarray:
+    """(P,) bool: the index admission is discharged (codes assigned) by the prediction time."""
+    if "prediction_time" not in index:
+        return np.ones(len(index), dtype=bool)
+    disch = pd.to_datetime(index["dischtime"])
+    return (disch.notna() & (disch <= pd.to_datetime(index["prediction_time"]))).to_numpy()
+
+
 def code_token(kind: str, version: int, code: str) -> str:
     """The vocabulary token of one ICD code: ``f"{kind}{version}:{code[:3]}"``."""
     return f"{kind}{int(version)}:{str(code).strip().upper().replace('.', '')[:3]}"
@@ -402,11 +383,30 @@ def code_bucket(token: str, vocab_size: int) -> int:
     return zlib.crc32(token.encode("utf-8")) % vocab_size
 
 
+def _tokens(kind: str, version: pd.Series, icd_code: pd.Series) -> pd.Series:
+    """Vectorised :func:`code_token`."""
+    code = icd_code.astype(str).str.strip().str.upper().str.replace(".", "", regex=False).str[:3]
+    return kind + version.astype(int).astype(str) + ":" + code
+
+
+def _buckets(tokens: pd.Series, vocab_size: int, cache: dict[str, int]) -> np.ndarray:
+    """Bucket of every token (each distinct token hashed once, remembered in ``cache``)."""
+    uniq, inverse = np.unique(tokens.to_numpy(dtype=str), return_inverse=True)
+    buckets = np.empty(len(uniq), dtype=np.int64)
+    for k, token in enumerate(uniq):
+        b = cache.get(token)
+        if b is None:
+            b = cache[token] = code_bucket(token, vocab_size)
+        buckets[k] = b
+    return buckets[inverse.ravel()]
+
+
 def extract_code_features(
     raw_dir: Path,
     index: pd.DataFrame,
     vocab_size: int = 512,
     chunksize: int = 1_000_000,
+    exclude: Sequence[str] = DEATH_CODE_TOKENS,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Multi-hot ICD-9/ICD-10 diagnoses and procedures of the index admission (hashed vocab).
 
@@ -420,6 +420,8 @@ def extract_code_features(
         Number of hash buckets (fixed vocabulary, independent of the cohort).
     chunksize:
         Rows per chunk when reading the ICD tables.
+    exclude:
+        Tokens (``dx10:R99`` ...) never used: ICD categories that state the death.
 
     Returns
     -------
@@ -431,10 +433,12 @@ def extract_code_features(
         raise InputError(f"vocab_size={vocab_size} must be >= 1")
     raw_dir = Path(raw_dir)
     pos = _hadm_set(index)
-    hadm_arr = np.fromiter(pos.keys(), dtype=np.int64, count=len(pos))
+    known = _codes_known(index)
+    hadm_arr = index["hadm_id"].astype("int64").to_numpy()[known]
+    excluded = {str(t).strip().upper() for t in exclude}
     feats = np.zeros((len(index), vocab_size), dtype=np.float32)
     bucket_cache: dict[str, int] = {}
-    counts = {}
+    counts = {"excluded": 0}
     for rel, kind in ((DIAGNOSES, "dx"), (PROCEDURES, "px")):
         n_used = 0
         bad_version = 0
@@ -448,23 +452,11 @@ def extract_code_features(
             bad_version += int((~ok).sum())
             chunk = chunk[ok]
             rows = chunk["hadm_id"].astype("int64").map(pos).to_numpy()
-            code = (
-                chunk["icd_code"]
-                .astype(str)
-                .str.strip()
-                .str.upper()
-                .str.replace(".", "", regex=False)
-                .str[:3]
-            )
-            tokens = kind + version[ok].astype(int).astype(str) + ":" + code
-            uniq, inverse = np.unique(tokens.to_numpy(dtype=str), return_inverse=True)
-            buckets = np.empty(len(uniq), dtype=np.int64)
-            for k, token in enumerate(uniq):
-                b = bucket_cache.get(token)
-                if b is None:
-                    b = bucket_cache[token] = code_bucket(token, vocab_size)
-                buckets[k] = b
-            feats[rows, buckets[inverse.ravel()]] = 1.0
+            tokens = _tokens(kind, version[ok], chunk["icd_code"])
+            drop = tokens.str.upper().isin(excluded).to_numpy()
+            counts["excluded"] += int(drop.sum())
+            rows, tokens = rows[~drop], tokens[~drop]
+            feats[rows, _buckets(tokens, vocab_size, bucket_cache)] = 1.0
             n_used += len(rows)
         if bad_version:
             logger.warning(
@@ -474,24 +466,60 @@ def extract_code_features(
     no_codes = int((feats.sum(axis=1) == 0).sum())
     logger.info(
         "ICD codes: %d diagnoses and %d procedures of index admissions -> %d distinct "
-        "categories in %d buckets; %d of %d admissions without codes",
+        "categories in %d buckets; %d of %d admissions without codes (%d not yet "
+        "discharged at the prediction time); %d death-stating codes dropped (%s)",
         counts["dx"],
         counts["px"],
         len(bucket_cache),
         vocab_size,
         no_codes,
         len(index),
+        int((~known).sum()),
+        counts["excluded"],
+        ", ".join(sorted(excluded)) or "none",
     )
     names = [f"code_bucket_{k:0{len(str(vocab_size - 1))}d}" for k in range(vocab_size)]
     return index["patient_id"].astype(str).to_numpy(dtype=object), feats, names
 
 
 # ------------------------------------------------------------------------------------ notes
-def extract_note_texts(raw_dir: Path, index: pd.DataFrame, chunksize: int = 100_000) -> pd.Series:
-    """Discharge-summary text of each patient's index admission.
+def _read_notes(
+    raw_dir: Path, rel: str, hadm_arr: np.ndarray, note_time: str, chunksize: int
+) -> pd.DataFrame:
+    cols = ["hadm_id", "note_type", "note_seq", note_time, "text"]
+    parts = []
+    for chunk in _read_chunks(
+        raw_dir,
+        rel,
+        cols,
+        chunksize,
+        dtype={"text": str, "hadm_id": "float64", "note_type": str, note_time: str},
+        keep_default_na=False,
+        na_values={"hadm_id": [""], "note_seq": [""]},
+    ):
+        parts.append(chunk[chunk["hadm_id"].isin(hadm_arr)])
+    notes = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+    notes["time"] = _to_time(notes.pop(note_time).replace("", None), str(raw_dir / rel), note_time)
+    return notes
 
-    Several notes of one admission are joined in ``note_seq`` order with a blank line. Patients
-    without a note, or with only empty notes, are omitted (a missing modality) and counted.
+
+def extract_note_texts(
+    raw_dir: Path,
+    index: pd.DataFrame,
+    chunksize: int = 100_000,
+    note_types: Sequence[str] = ("DS",),
+    note_time: str = "charttime",
+) -> pd.Series:
+    """Text of each patient's index-admission notes charted at or before the prediction time.
+
+    Notes of the listed ``note_types`` (``DS`` discharge summaries in ``note/discharge.csv.gz``,
+    ``RR`` / ``AR`` radiology reports and addenda in ``note/radiology.csv.gz``) whose
+    ``note_time`` column (``charttime`` or ``storetime``) is at or before the index table's
+    ``prediction_time`` (all notes when it has no such column; a note without a time is not
+    used; a discharge summary, dated on the discharge day, counts from the admission's
+    ``dischtime`` at the earliest) are joined in (type, ``note_seq``) order with a blank line.
+    Patients without a note, or with only empty notes, are omitted (a missing modality) and
+    counted.
 
     Returns
     -------
@@ -499,30 +527,41 @@ def extract_note_texts(raw_dir: Path, index: pd.DataFrame, chunksize: int = 100_
         ``patient_id`` -> text (str), in ``index`` order, name ``text``.
     """
     raw_dir = Path(raw_dir)
-    pos = _hadm_set(index)
-    hadm_arr = np.fromiter(pos.keys(), dtype=np.int64, count=len(pos))
-    parts = []
-    for chunk in _read_chunks(
-        raw_dir,
-        DISCHARGE,
-        ["hadm_id", "note_seq", "text"],
-        chunksize,
-        dtype={"text": str, "hadm_id": "float64"},
-        keep_default_na=False,
-        na_values={"hadm_id": [""], "note_seq": [""]},
-    ):
-        parts.append(chunk[chunk["hadm_id"].isin(hadm_arr)])
-    notes = (
-        pd.concat(parts, ignore_index=True)
-        if parts
-        else pd.DataFrame(columns=["hadm_id", "note_seq", "text"])
+    if note_time not in ("charttime", "storetime"):
+        raise InputError(
+            f"sources.mimic.note_time={note_time!r}", hint="one of charttime, storetime"
+        )
+    unknown = [t for t in note_types if t not in NOTE_FILES]
+    if unknown or not note_types:
+        raise InputError(
+            f"sources.mimic.note_types={list(note_types)!r}: unknown or empty",
+            hint=f"a non-empty list of {', '.join(NOTE_FILES)}",
+        )
+    _hadm_set(index)
+    hadm_arr = index["hadm_id"].astype("int64").to_numpy()
+    files = list(dict.fromkeys(NOTE_FILES[t] for t in note_types))
+    notes = pd.concat(
+        [_read_notes(raw_dir, rel, hadm_arr, note_time, chunksize) for rel in files],
+        ignore_index=True,
     )
+    notes = notes[notes["note_type"].isin(list(note_types))]
     notes = notes[notes["text"].astype(str).str.strip() != ""]
     notes = notes.assign(
         hadm_id=notes["hadm_id"].astype("int64"),
         note_seq=pd.to_numeric(notes["note_seq"], errors="coerce"),
     )
-    notes = notes.sort_values(["hadm_id", "note_seq"], kind="stable")
+    n_all = len(notes)
+    if "prediction_time" in index:
+        by_hadm = index.assign(hadm_id=hadm_arr).set_index("hadm_id")
+        limit = pd.to_datetime(by_hadm["prediction_time"]).reindex(notes["hadm_id"]).to_numpy()
+        # a discharge summary is dated on the discharge DAY but written at discharge: it is
+        # never available before the admission's dischtime
+        disch = pd.to_datetime(by_hadm["dischtime"]).reindex(notes["hadm_id"]).to_numpy()
+        known = notes["time"].to_numpy()
+        is_ds = (notes["note_type"] == "DS").to_numpy()
+        known = np.where(is_ds, np.maximum(known, disch), known)
+        notes = notes[known <= limit]
+    notes = notes.sort_values(["hadm_id", "note_type", "note_seq"], kind="stable")
     joined = notes.groupby("hadm_id", sort=False)["text"].agg(lambda s: "\n\n".join(s))
     hadm = index["hadm_id"].astype("int64")
     has = hadm.isin(joined.index).to_numpy()
@@ -533,11 +572,14 @@ def extract_note_texts(raw_dir: Path, index: pd.DataFrame, chunksize: int = 100_
         dtype=object,
     )
     logger.info(
-        "discharge notes: %d of %d index admissions have one; %d without (absent from "
-        "note features)",
+        "notes (%s, by %s): %d of %d index admissions have one; %d without (absent from note "
+        "features); %d notes charted after the prediction time (or undated) not used",
+        ",".join(note_types),
+        note_time,
         len(out),
         len(index),
         int((~has).sum()),
+        n_all - len(notes),
     )
     return out
 

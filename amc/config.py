@@ -167,7 +167,7 @@ class MimicSource:
     prediction_time: str = key(
         "discharge",
         Rule(
-            lambda v: isinstance(v, str) and re.fullmatch(r"discharge|admission\+\d+h", v) is not None,
+            lambda v: isinstance(v, str) and bool(re.fullmatch(r"discharge|admission\+\d+h", v)),
             "discharge | admission+<H>h",
         ),
         "features use only what is charted before this time (of the index admission)",
@@ -289,7 +289,9 @@ class AdniSource:
         "fail", one_of("fail", "skip"), "an unreadable NIfTI stops the stage, or is skipped"
     )
     clinical_instruments: bool = key(
-        False, FLAG, "include MMSE, CDR-SB, ADAS-Cog, FAQ, MoCA, RAVLT (they nearly define the label)"
+        False,
+        FLAG,
+        "include MMSE, CDR-SB, ADAS-Cog, FAQ, MoCA, RAVLT (they nearly define the label)",
     )
     files: AdniFiles = block(AdniFiles, "file names inside raw")
 

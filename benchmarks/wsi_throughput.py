@@ -3,7 +3,7 @@
 Scenarios (each in a fresh Python process, so peak RSS is per scenario):
 
 - ``encoder``: the patch encoder on N in-memory uint8 patches (the reference),
-- ``pipeline-small``: :func:`amc.features.wsi.extract_slide_features` on a small slide,
+- ``pipeline-small``: :func:`amc.wsi.extract_slide_features` on a small slide,
 - ``pipeline-large``: the same on a slide of at least 40,000 x 40,000 pixels,
 
 all with the same encoder, batch size and number of patches N (``max_patches``). The large
@@ -104,7 +104,7 @@ def _peak_rss_mb() -> tuple[float, float]:
 def run_scenario(args: argparse.Namespace) -> dict:
     import torch
 
-    from amc.features.wsi import extract_slide_features, load_patch_encoder
+    from amc.wsi import extract_slide_features, load_patch_encoder
 
     torch.manual_seed(0)
     encoder = load_patch_encoder(args.encoder, device=args.device)

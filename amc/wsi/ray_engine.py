@@ -76,9 +76,19 @@ def _init_ray(options: Mapping[str, Any]) -> None:
     if ray.is_initialized():
         return
     address = options.get("address") or os.environ.get("RAY_ADDRESS") or None
+    import amc
+
     kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-    if address is None and options.get("num_cpus"):
-        kwargs["num_cpus"] = int(options["num_cpus"])
+    package = Path(amc.__file__).resolve().parent
+    if address is None:
+        # a local Ray's workers inherit this environment: point them at this checkout's code
+        paths = [str(package.parent), *filter(None, os.environ.get("PYTHONPATH", "").split(":"))]
+        os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+        if options.get("num_cpus"):
+            kwargs["num_cpus"] = int(options["num_cpus"])
+    else:
+        # a cluster: ship this checkout's library, so workers run the driver's code
+        kwargs["runtime_env"] = {"py_modules": [str(package)]}
     log.info("Ray: %s", f"connecting to {address}" if address else "starting a local instance")
     ray.init(address=address, **kwargs)
 

@@ -216,11 +216,24 @@ class PatchDataset(torch.utils.data.Dataset):
         return torch.from_numpy(patch.copy()), i, ""
 
 
+def slide_batches(offsets: np.ndarray, batch_size: int) -> list[list[int]]:
+    """Batches of patch indices that never span two slides.
+
+    A slide's embeddings then do not depend on its neighbours in the window (float results
+    of a batch can depend on its size and content), so the local and the Ray engine, which
+    embeds slide by slide, write the same bytes.
+    """
+    return [
+        list(range(start, min(start + batch_size, int(end))))
+        for begin, end in zip(offsets[:-1], offsets[1:])
+        for start in range(int(begin), int(end), batch_size)
+    ]
+
+
 def _loader(dataset: PatchDataset, batch_size: int, num_workers: int, device: torch.device):
     return torch.utils.data.DataLoader(
         dataset,
-        batch_size=batch_size,
-        shuffle=False,
+        batch_sampler=slide_batches(dataset.offsets, batch_size),
         num_workers=num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=False,

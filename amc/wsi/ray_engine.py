@@ -114,12 +114,10 @@ def run_ray(pending: list[SlideJob], ray_options: Mapping[str, Any], **run: Any)
         SlideEmbedder,
         fn_constructor_args=(factory, static),
         batch_size=1,
-        concurrency=actors,
+        compute=ray.data.ActorPoolStrategy(size=actors),
         num_gpus=float(ray_options.get("gpus_per_actor") or 0),
         num_cpus=float(ray_options.get("cpus_per_actor") or 1),
-        max_restarts=-1,  # a killed actor is restarted ...
-        max_task_retries=-1,  # ... and its slide retried
-    )
+    )  # Ray Data restarts a dead actor and retries its slide (max_restarts = -1 by default)
     results = {r["key"]: r for r in ds.take_all()}
     _collect(pending, results, run)
 

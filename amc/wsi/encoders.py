@@ -18,6 +18,7 @@ checkpoints load with their own key names (torchvision / timm ResNet-50, UNI's
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import warnings
@@ -234,8 +235,13 @@ def _load_registered(
             f"{weights}: weights file of patch encoder {name!r} not found",
             hint="give a local path (nothing is downloaded at run time)",
         )
+    # Built on the meta device and filled by the checkpoint (assign=True): no random init of
+    # a ViT-L's 300M parameters, no second copy in memory. EfficientNet keeps buffers outside
+    # its state dict, so it is built normally.
+    on_meta = not name.startswith("efficientnet")
     try:
-        module = spec.build(**config)
+        with torch.device("meta") if on_meta else contextlib.nullcontext():
+            module = spec.build(**config)
     except TypeError as err:
         raise InputError(
             f"encoder_config {dict(config)} does not fit encoder {name!r} ({err})",
@@ -243,12 +249,14 @@ def _load_registered(
         ) from err
     try:
         state = spec.convert(_unwrap(torch.load(weights, map_location="cpu", weights_only=True)))
-        module.load_state_dict(state, strict=True)
+        module.load_state_dict(state, strict=True, assign=on_meta)
     except Exception as err:
         raise InputError(
             f"{weights}: not a {name} state dict ({str(err).splitlines()[0][:300]})",
             hint=f"{name} expects the key layout of {spec.key_layout}",
         ) from err
+    if any(t.is_meta for t in [*module.parameters(), *module.buffers()]):
+        raise InputError(f"{weights}: incomplete {name} state dict", hint=spec.key_layout)
     info = {"name": name, "source": "state_dict", "weights": weights.name}
     if name.startswith("efficientnet"):
         info.update(source="efficientnet-lite-pytorch", pooling="gap")
@@ -316,6 +324,11 @@ def load_patch_encoder(
     PatchEncoder
         ``(module, preprocess, dim, info)``.
     """
+    if precision not in ("auto", "fp32", "bf16"):
+        raise InputError(
+            f"sources.tcga.wsi.precision={precision!r} is not one of auto, fp32, bf16",
+            hint="auto: bf16 autocast on CUDA, fp32 on CPU",
+        )
     dev = device if isinstance(device, torch.device) else select_device(str(device))
     name = str(name_or_path)
     path = Path(name).expanduser()

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 _PER_SLIDE_VERSION = 1
 ON_ERROR = ("fail", "skip")
+_SKIP_HINT = "set sources.tcga.wsi.on_error: skip to leave the slide out"
 
 
 @dataclass(frozen=True)
@@ -132,12 +133,12 @@ def plan_job(
     except InputError as err:
         if "microns per pixel" in str(err):  # a parameter to set, not a broken file
             raise
-        raise SlideReadError(error_message(err), hint=err.hint) from err
+        raise SlideReadError(error_message(err), hint=f"{err.hint}; or {_SKIP_HINT}") from err
     except Exception as err:  # OpenSlide errors from a corrupt thumbnail level
         raise SlideReadError(
             f"{job.path}: cannot read the thumbnail for tissue detection "
             f"({type(err).__name__}: {err})",
-            hint="the slide file is corrupt; re-download it, or set on_error: skip",
+            hint=f"the slide file is corrupt; re-download it, or {_SKIP_HINT}",
         ) from err
     coords = subsample(plan.coords, settings.max_patches, settings.seed, job.key)
     job.plan = PatchPlan(
@@ -195,7 +196,7 @@ class PatchDataset(torch.utils.data.Dataset):
         plan = self.plans[s]
         if s in self._broken:  # OpenSlide handles stay in error: do not read the rest
             return (
-                torch.zeros((plan.patch_size, plan.patch_size, 3), torch.uint8),
+                torch.zeros((plan.patch_size, plan.patch_size, 3), dtype=torch.uint8),
                 i,
                 self._broken[s],
             )
@@ -209,7 +210,7 @@ class PatchDataset(torch.utils.data.Dataset):
                 f"{plan.read_size} px ({type(err).__name__}: {str(err)[:200]})"
             )
             return (
-                torch.zeros((plan.patch_size, plan.patch_size, 3), torch.uint8),
+                torch.zeros((plan.patch_size, plan.patch_size, 3), dtype=torch.uint8),
                 i,
                 self._broken[s],
             )
@@ -275,9 +276,7 @@ def embed_window(
                 failed[int(s)] = err
                 if on_error == "fail":
                     raise SlideReadError(
-                        err,
-                        hint="the slide file is corrupt; re-download it, or set "
-                        "sources.tcga.wsi.on_error: skip to leave it out",
+                        err, hint=f"the slide file is corrupt; re-download it, or {_SKIP_HINT}"
                     )
                 log.warning("%s; slide skipped (on_error=skip)", err)
                 buffers.pop(int(s), None)

@@ -7,6 +7,7 @@ A patient missing from a modality's table is kept with zeros there and ``present
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ class Cohort:
     time: np.ndarray | None = None
     event: np.ndarray | None = None
     metadata: dict[str, dict] = field(default_factory=dict)
+    bags: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.patient_ids)
@@ -64,6 +66,7 @@ class Cohort:
             time=take(self.time),
             event=take(self.event),
             metadata=self.metadata,
+            bags={k: (b[index], m[index]) for k, (b, m) in self.bags.items()},
         )
 
 
@@ -128,6 +131,7 @@ def load_cohort(
     drop_incomplete: bool = False,
     project: str | None = None,
     drop_unmatched: bool = False,
+    bags: Iterable[str] = (),
 ) -> Cohort:
     """Assemble a cohort from feature tables and a label table.
 
@@ -138,6 +142,7 @@ def load_cohort(
         drop_incomplete: drop patients lacking any modality instead of masking it.
         drop_unmatched: drop (and log) labelled patients found in no feature table, instead of
             stopping with an error (ADNI lists subjects in the diagnosis table only).
+        bags: modalities whose ``patches`` bag column is read too (see :mod:`amc.data.bags`).
     """
     labels = read_labels(Path(labels_path), task)
     if project is not None:
@@ -156,6 +161,7 @@ def load_cohort(
     present = np.zeros((len(ids), len(names)), dtype=bool)
     features: dict[str, np.ndarray] = {}
     metadata: dict[str, dict] = {}
+    bag_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for m, name in enumerate(names):
         path = Path(feature_files[name])
         pids, feats, meta = read_features(path)
@@ -174,6 +180,8 @@ def load_cohort(
         present[pos[known], m] = True
         features[name] = out
         metadata[name] = meta
+        if name in set(bags):
+            bag_arrays[name] = _aligned_bags(path, index, len(ids))
         log.info("%s: %d/%d labelled patients present", name, int(present[:, m].sum()), len(ids))
     nowhere = ~present.any(axis=1)
     if nowhere.any() and drop_unmatched:
@@ -197,6 +205,7 @@ def load_cohort(
         present=present,
         task=task,
         metadata=metadata,
+        bags=bag_arrays,
     )
     if task == "classification":
         cohort.class_names = class_order(labels["label"])
@@ -214,6 +223,19 @@ def load_cohort(
     if len(cohort) == 0:
         raise InputError(f"{labels_path}: no patient left", hint="check drop_incomplete")
     return cohort
+
+
+def _aligned_bags(path: Path, index: pd.Index, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A table's patch bags in the cohort's patient order (empty bags where absent)."""
+    from amc.data.bags import read_bags
+
+    pids, bag, mask = read_bags(path)
+    pos = index.get_indexer(pids.astype(str))
+    known = pos >= 0
+    out = np.zeros((n, *bag.shape[1:]), np.float32)
+    out_mask = np.zeros((n, bag.shape[1]), bool)
+    out[pos[known]], out_mask[pos[known]] = bag[known], mask[known]
+    return out, out_mask
 
 
 def check_modalities_in_splits(cohort: Cohort, split: np.ndarray, context: str) -> None:

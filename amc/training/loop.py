@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from amc.data.bags import bag_input
 from amc.data.cohort import Cohort, check_modalities_in_splits
 from amc.data.preprocess import ModalityScaler, fit_scaler, output_dim
 from amc.evaluation.metrics import classification_metrics, concordance_index
@@ -56,8 +57,10 @@ def fit_preprocessing(
     scalers: dict[str, ModalityScaler | None] = {}
     for m, name in enumerate(cohort.modalities):
         x = cohort.features[name]
-        if x.ndim != 2:
-            scalers[name] = None  # volumes are intensity-normalised per subject at extraction
+        if x.ndim != 2 or name in cohort.bags:
+            # volumes are intensity-normalised per subject at extraction; bags are normalised
+            # by the bag encoder's layer norm
+            scalers[name] = None
             continue
         limit = (max_features or {}).get(name)
         scalers[name] = fit_scaler(x[train_index], cohort.present[train_index, m], limit)
@@ -70,6 +73,9 @@ def model_inputs(
     """Scaled float32 tensors per modality; rows of absent modalities are zero."""
     out = {}
     for m, name in enumerate(cohort.modalities):
+        if name in cohort.bags:  # (bag, mask) for a bag encoder
+            out[name] = bag_input(*cohort.bags[name], cohort.present[:, m])
+            continue
         x = cohort.features[name]
         scaler = scalers[name]
         x = scaler.transform(x) if scaler is not None else x.astype(np.float32)
@@ -85,6 +91,9 @@ def input_sizes(cohort: Cohort, scalers: dict[str, ModalityScaler | None]) -> di
     for name in cohort.modalities:
         x = cohort.features[name]
         scaler = scalers[name]
+        if name in cohort.bags:
+            sizes[name] = int(cohort.bags[name][0].shape[-1])
+            continue
         sizes[name] = output_dim(scaler, x.shape[1]) if scaler is not None else (1, *x.shape[1:])
     return sizes
 

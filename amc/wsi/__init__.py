@@ -2,10 +2,11 @@
 
 Rooms: :mod:`~amc.wsi.slide` (OpenSlide, MPP, finding slides), :mod:`~amc.wsi.tissue`,
 :mod:`~amc.wsi.patching` (grid, level, patch reading), :mod:`~amc.wsi.encoders` (registry by
-name) with :mod:`~amc.wsi.nets` (architectures), :mod:`~amc.wsi.extract` (per-slide HDF5,
-resume, local engine), :mod:`~amc.wsi.ray_engine` (Ray Data) and :mod:`~amc.wsi.table`
-(the case-level Parquet table). Nothing here knows about a particular cohort (TCGA naming
-lives in :mod:`amc.features.tcga`).
+name) with :mod:`~amc.wsi.nets` (architectures), :mod:`~amc.wsi.embed` (planning, patch
+reading, encoding), :mod:`~amc.wsi.store` (per-slide HDF5, content hashes),
+:mod:`~amc.wsi.extract` (resume, local engine), :mod:`~amc.wsi.ray_engine` (Ray Data) and
+:mod:`~amc.wsi.table` (the case-level Parquet table). Nothing here knows about a particular
+cohort (TCGA naming lives in :mod:`amc.features.tcga`).
 """
 
 from amc.wsi.encoders import (

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from amc.errors import InputError
+from amc.wsi.embed import SlideJob, SlideReadError, embed_window
 from amc.wsi.encoders import PatchEncoder
-from amc.wsi.extract import SlideJob, SlideReadError, embed_window, prepare_job
+from amc.wsi.extract import prepare_job
 
 log = logging.getLogger(__name__)
 

@@ -160,8 +160,8 @@ def tiny_encoder(marker: str | None = None):
 
 
 def test_ray_engine_matches_local_and_survives_a_killed_worker(cohort, tmp_path, monkeypatch):
-    ray = pytest.importorskip("ray")
     import cloudpickle
+    import ray
 
     from amc.features.tcga import find_tcga_slides
     from amc.wsi import assemble_wsi_table, extract_slide_features

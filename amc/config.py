@@ -222,8 +222,27 @@ class TcgaFiles:
 class WsiParams:
     """Whole-slide image patch embedding."""
 
-    encoder: str = key("efficientnet-lite0", TEXT, "patch encoder name or a local model file")
+    encoder: str = key(
+        "efficientnet-lite0",
+        TEXT,
+        "patch encoder: efficientnet-lite0 | resnet50_trunc | uni_v1 | conch_v1 | TorchScript file",
+    )
+    weights: Any = key(None, optional(TEXT), "local state-dict file of the encoder")
+    encoder_config: dict = key(
+        {}, mapping(Rule(lambda v: True, "any value")), "architecture overrides, e.g. {depth: 2}"
+    )
     device: str = key("auto", one_of("auto", "cpu", "cuda"), "encoder device")
+    precision: str = key(
+        "auto", one_of("auto", "fp32", "bf16"), "auto: bf16 autocast on CUDA, fp32 on CPU"
+    )
+    on_error: str = key(
+        "fail", one_of("fail", "skip"), "an unreadable slide stops the stage, or is left out"
+    )
+    engine: str = key("local", one_of("local", "ray"), "local, or slides spread over Ray")
+    address: Any = key(None, optional(TEXT), "Ray address; null = $RAY_ADDRESS, else local")
+    actors: int = key(1, integer(1), "ray: encoder actors (e.g. one per GPU)")
+    gpus_per_actor: float = key(0, number(0), "ray: GPUs per actor")
+    cpus_per_actor: float = key(1, number(0), "ray: CPUs reserved per actor")
     target_mpp: float = key(1.0, number(0, low_open=True), "microns per pixel of patches")
     patch_size: int = key(224, integer(1), "patch side in pixels")
     max_patches: Any = key(16, optional(integer(1)), "patches per slide; null = all")
@@ -256,6 +275,9 @@ class TcgaSource:
     text_encoder: Any = _text_encoder()
     text_batch_size: int = _text_batch_size()
     text_max_length: int = _text_max_length()
+    report_on_error: str = key(
+        "fail", one_of("fail", "skip"), "a corrupt report file stops the stage, or is left out"
+    )
     wsi: WsiParams = block(WsiParams, "slide patch embedding")
 
 

@@ -3,19 +3,25 @@
 Scenarios (each in a fresh Python process, so peak RSS is per scenario):
 
 - ``encoder``: the patch encoder on N in-memory uint8 patches (the reference),
-- ``pipeline-small``: :func:`amc.features.wsi.extract_slide_features` on a small slide,
+- ``pipeline-small``: :func:`amc.wsi.extract_slide_features` on a small slide,
 - ``pipeline-large``: the same on a slide of at least 40,000 x 40,000 pixels,
 
 all with the same encoder, batch size and number of patches N (``max_patches``). The large
 slide is generated tile by tile (never in memory) and cached in ``benchmarks/results/cache``.
-Reports patches/s, the pipeline / encoder throughput ratio, and the peak RSS of the main process
-and of the patch-reading workers; the large / small RSS ratio shows that memory does not grow
-with the slide's size.
+Reports patches/s, the pipeline / encoder throughput ratio, the encoder-busy fraction of the
+pipeline (time inside the encoder's forward pass / wall time; on CUDA measured with
+synchronisation, i.e. the GPU-busy fraction) and the peak RSS of the main process and of the
+patch-reading workers; the large / small RSS ratio shows that memory does not grow with the
+slide's size.
+
+``--encoders resnet50_trunc,uni_v1,conch_v1`` compares registered encoders instead (encoder
+alone vs the pipeline on the small slide, random weights written to the cache folder once).
 
 Usage::
 
     python benchmarks/wsi_throughput.py            # 40k vs 12k slides, N = 512
     python benchmarks/wsi_throughput.py --quick    # 12k vs 4k slides, N = 64
+    python benchmarks/wsi_throughput.py --quick --encoders efficientnet-lite0,resnet50_trunc
 """
 
 from __future__ import annotations
@@ -101,13 +107,56 @@ def _peak_rss_mb() -> tuple[float, float]:
     return self_kb / 1024.0, child_kb / 1024.0
 
 
+def random_weights(name: str) -> Path | None:
+    """A cached random-weight state dict with the public key layout of encoder ``name``."""
+    import torch
+
+    from amc.wsi import REGISTRY
+
+    if name == "efficientnet-lite0" or name not in REGISTRY:
+        return None  # bundled weights, or a TorchScript path
+    path = RESULTS / "cache" / "weights" / f"{name}.pt"
+    if not path.is_file():
+        torch.manual_seed(0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        module = REGISTRY[name].build()
+        if name == "conch_v1":  # the checkpoint nests the tower under visual.
+            state = {f"visual.{k}": v for k, v in module.state_dict().items()}
+        else:
+            state = module.state_dict()
+        torch.save(state, path)
+    return path
+
+
+class _Timed:
+    """Wraps a module's forward and adds up the time spent in it (synchronised on CUDA)."""
+
+    def __init__(self, module, device) -> None:
+        import torch
+
+        self.module, self.device, self.seconds = module, device, 0.0
+        self._sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+    def __call__(self, x):
+        self._sync()
+        start = time.perf_counter()
+        out = self.module(x)
+        self._sync()
+        self.seconds += time.perf_counter() - start
+        return out
+
+
 def run_scenario(args: argparse.Namespace) -> dict:
     import torch
 
-    from amc.features.wsi import extract_slide_features, load_patch_encoder
+    from amc.wsi import extract_slide_features, load_patch_encoder
 
     torch.manual_seed(0)
-    encoder = load_patch_encoder(args.encoder, device=args.device)
+    encoder = load_patch_encoder(
+        args.encoder, device=args.device, weights=random_weights(args.encoder)
+    )
+    timed = _Timed(encoder.module, encoder.preprocess["device"])
+    encoder = encoder._replace(module=timed)
     rss_after_load, _ = _peak_rss_mb()
     n = args.patches
     if args.scenario == "encoder":
@@ -116,6 +165,7 @@ def run_scenario(args: argparse.Namespace) -> dict:
             rng.integers(0, 256, (n, args.patch_size, args.patch_size, 3), dtype=np.uint8)
         )
         encoder.encode(patches[: min(n, args.batch_size)])  # warm-up, as the pipeline's probe
+        timed.seconds = 0.0
         start = time.perf_counter()
         for i in range(0, n, args.batch_size):
             encoder.encode(patches[i : i + args.batch_size])
@@ -149,6 +199,7 @@ def run_scenario(args: argparse.Namespace) -> dict:
         "rss_after_encoder_load_mb": rss_after_load,
         "encoder": encoder.info.get("name"),
         "device": str(encoder.preprocess["device"]),
+        "busy_fraction": min(1.0, timed.seconds / elapsed),
     }
 
 
@@ -192,6 +243,9 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, default=2)
     parser.add_argument("--patch-size", type=int, default=256)
     parser.add_argument("--encoder", default="efficientnet-lite0")
+    parser.add_argument(
+        "--encoders", default=None, help="comma-separated registered encoders to compare"
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=RESULTS / "wsi_throughput.json")
     parser.add_argument("--scenario", help=argparse.SUPPRESS)
@@ -205,6 +259,9 @@ def main() -> None:
         print(json.dumps(run_scenario(args)))
         return
 
+    if args.encoders:
+        compare_encoders(args)
+        return
     large = args.large or (12_000 if args.quick else 40_000)
     small = args.small or (4096 if args.quick else 12_000)  # >= N tissue patches
     args.patches = args.patches or (64 if args.quick else 512)
@@ -283,6 +340,30 @@ def main() -> None:
     tmp.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, args.out)
     print(f"wrote {args.out}")
+
+
+def compare_encoders(args: argparse.Namespace) -> None:
+    """Encoder alone vs the pipeline on the small slide, per registered encoder."""
+    small = args.small or (4096 if args.quick else 12_000)
+    args.patches = args.patches or (64 if args.quick else 512)
+    slide = make_slide(RESULTS / "cache" / f"bench_{small}.tif", small)
+    rows = []
+    for name in args.encoders.split(","):
+        args.encoder = name
+        random_weights(name)  # written once, outside the timed scenarios
+        ref = _spawn(args, "encoder", None)
+        pipe = _spawn(args, "pipeline-small", slide)
+        pipe["throughput_ratio_vs_encoder"] = pipe["patches_per_s"] / ref["patches_per_s"]
+        rows += [ref, pipe]
+        print(
+            f"{name:<20}{pipe['device']:>6}  encoder {ref['patches_per_s']:8.1f} patch/s  "
+            f"pipeline {pipe['patches_per_s']:8.1f} patch/s  ratio "
+            f"{pipe['throughput_ratio_vs_encoder']:.2f}  busy {pipe['busy_fraction']:.2f}"
+        )
+    out = args.out.with_name("wsi_throughput_encoders.json")
+    settings = {"patches": args.patches, "batch_size": args.batch_size, "small_px": small}
+    out.write_text(json.dumps({"rows": rows, "settings": settings}, indent=2) + "\n")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

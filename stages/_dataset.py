@@ -29,6 +29,7 @@ def cohort_for(ds: dict[str, Any]) -> Cohort:
         drop_incomplete=bool(ds.get("drop_incomplete", False)),
         drop_unmatched=bool(ds.get("drop_unmatched", False)),
         project=ds.get("project"),
+        bags=[m for m, kind in (ds.get("encoders") or {}).items() if kind == "bag"],
     )
 
 

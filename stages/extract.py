@@ -192,45 +192,78 @@ def _tcga(modality: str, cfg: dict[str, Any], out: Path) -> None:
             patients=cases,
             batch_size=cfg["text_batch_size"],
             max_length=cfg["text_max_length"],
+            on_error=cfg.get("report_on_error", "fail"),
         )
     elif modality == "wsi":
-        from amc.features import wsi
-
-        w = cfg["wsi"]
-        slides = {
-            p: s for p, s in wsi.find_slides(raw / files["slides"]).items() if p in set(cases)
-        }
-        encoder = wsi.load_patch_encoder(w["encoder"], device=w["device"])
-        # Per-slide outputs live outside DVC's outputs (which DVC deletes before a re-run),
-        # so an interrupted extraction resumes; each records its encoder and parameters.
-        per_slide = Path(".cache/wsi") / raw.resolve().as_posix().strip("/").replace("/", "_")
-        summary = wsi.extract_slide_features(
-            slides,
-            per_slide,
-            encoder,
-            batch_size=w["batch_size"],
-            num_workers=w["num_workers"],
-            target_mpp=w["target_mpp"],
-            patch_size=w["patch_size"],
-            max_patches=w["max_patches"],
-            fallback_mpp=w["fallback_mpp"],
-            min_tissue=w["min_tissue"],
-        )
-        wsi.assemble_wsi_table(
-            per_slide,
-            out,
-            slides=summary["outputs"],
-            include_bags=w["store_bags"],
-            metadata={
-                "extractor": "amc.features.wsi",
-                "raw": str(raw),
-                **{k: v for k, v in w.items() if k != "device"},
-            },
-        )
+        _tcga_wsi(cfg, raw, raw / files["slides"], set(cases), out)
     else:
         raise InputError(
             f"extract: unknown tcga modality {modality!r}", hint="one of wsi, report, rna, labels"
         )
+
+
+# Keys of sources.tcga.wsi that say where / how the work runs, not what it computes: kept out
+# of the table's metadata so the local and the Ray engine write the same bytes.
+_WSI_RUNTIME_KEYS = ("device", "engine", "address", "actors", "gpus_per_actor", "cpus_per_actor")
+
+
+def _tcga_wsi(cfg: dict[str, Any], raw: Path, slide_dir: Path, cases: set, out: Path) -> None:
+    from functools import partial
+
+    from amc.features.tcga import find_tcga_slides
+    from amc.wsi import assemble_wsi_table, extract_slide_features, load_patch_encoder
+
+    w = cfg["wsi"]
+    slides = {p: s for p, s in find_tcga_slides(slide_dir).items() if p in cases}
+    engine = w.get("engine", "local")
+    load = partial(
+        load_patch_encoder,
+        w["encoder"],
+        weights=w.get("weights"),
+        config=w.get("encoder_config") or {},
+        precision=w.get("precision", "auto"),
+    )
+    # with Ray, the actors load the encoder on their own device; the driver's copy (CPU)
+    # only names it (weights hash, width) for the per-slide records
+    encoder = load(device="cpu" if engine == "ray" else w["device"])
+    ray_options = {
+        "address": w.get("address"),
+        "actors": w.get("actors", 1),
+        "gpus_per_actor": w.get("gpus_per_actor", 0),
+        "cpus_per_actor": w.get("cpus_per_actor", 1),
+        "encoder_factory": partial(load, device=w["device"]),
+    }
+    # Per-slide outputs live outside DVC's outputs (which DVC deletes before a re-run),
+    # so an interrupted extraction resumes; each records its encoder, parameters and the
+    # slide's content hash.
+    per_slide = Path(".cache/wsi") / raw.resolve().as_posix().strip("/").replace("/", "_")
+    on_error = w.get("on_error", "fail")
+    summary = extract_slide_features(
+        slides,
+        per_slide,
+        encoder,
+        batch_size=w["batch_size"],
+        num_workers=w["num_workers"],
+        target_mpp=w["target_mpp"],
+        patch_size=w["patch_size"],
+        max_patches=w["max_patches"],
+        fallback_mpp=w["fallback_mpp"],
+        min_tissue=w["min_tissue"],
+        on_error=on_error,
+        engine=engine,
+        ray_options=ray_options,
+    )
+    metadata = {
+        "extractor": "amc.wsi",
+        "raw": str(raw),
+        **{k: v for k, v in w.items() if k not in _WSI_RUNTIME_KEYS},
+    }
+    if on_error == "skip":
+        metadata["failed_slides"] = summary["failed"]
+        log.info("%d unreadable slide(s) skipped", len(summary["failed"]))
+    assemble_wsi_table(
+        per_slide, out, slides=summary["outputs"], include_bags=w["store_bags"], metadata=metadata
+    )
 
 
 EXTRACTORS = {"mimic": _mimic, "adni": _adni, "tcga": _tcga}

@@ -11,24 +11,25 @@ from PIL import Image, ImageDraw
 
 from amc.data.store import read_features
 from amc.errors import InputError
-from amc.features.wsi import (
+from amc.features.tcga import find_tcga_slides
+from amc.synthetic.tcga import _SlideSpec, render_slide, write_pyramid_tiff
+from amc.wsi import (
     RESNET_BN_PAIRS,
     PatchEncoder,
     ResNet50Features,
     assemble_wsi_table,
     detect_tissue,
     extract_slide_features,
-    find_slides,
     fold_batchnorm,
     load_patch_encoder,
     open_slide,
     patch_grid,
     plan_patches,
     read_patch,
+    read_slide_h5,
     slide_mpp,
     slide_thumbnail,
 )
-from amc.synthetic.tcga import _SlideSpec, render_slide, write_pyramid_tiff
 
 
 def tissue_image(seed: int, size: int = 1024) -> np.ndarray:
@@ -72,6 +73,12 @@ class CountingCNN(torch.nn.Module):
 def counting_encoder() -> PatchEncoder:
     prep = {"input_size": 64, "mean": [0.5] * 3, "std": [0.25] * 3, "device": torch.device("cpu")}
     return PatchEncoder(CountingCNN().eval(), prep, 8, {"name": "counting-cnn", "version": 1})
+
+
+def h5(path) -> dict:
+    """A per-slide HDF5 file as a dict of its ``features`` / ``coords`` / ``meta``."""
+    feats, coords, meta = read_slide_h5(path)
+    return {"features": feats, "coords": coords, "meta": meta}
 
 
 def test_slide_mpp_from_properties_and_fallback(slides):
@@ -148,7 +155,7 @@ def test_pen_ink_is_not_tissue(tmp_path):
 
 def test_find_slides_groups_by_case(slides):
     root = slides["TCGA-AA-0001-01Z-00-DX1.A"].parent.parent
-    found = find_slides(root)
+    found = find_tcga_slides(root)
     assert [p.name for p in found["TCGA-AA-0001"]] == [
         "TCGA-AA-0001-01Z-00-DX1.A.tif",
         "TCGA-AA-0001-01Z-00-DX2.B.tif",
@@ -176,14 +183,14 @@ def test_extract_resume_determinism_and_table(slides, tmp_path):
     )
     assert again["skipped"] == 4 and again["computed"] == 0 and enc.module.calls == calls
     # an interrupted run: one slide missing -> only that slide is recomputed, same result
-    before = np.load(out / "TCGA-AA-0002-01Z-00-DX1.C.npz")["features"]
-    (out / "TCGA-AA-0002-01Z-00-DX1.C.npz").unlink()
+    before = h5(out / "TCGA-AA-0002-01Z-00-DX1.C.h5")["features"]
+    (out / "TCGA-AA-0002-01Z-00-DX1.C.h5").unlink()
     resumed = extract_slide_features(
         paths, out, enc, batch_size=4, num_workers=0, show_progress=False
     )
     assert resumed["computed"] == 1 and resumed["skipped"] == 3
     np.testing.assert_allclose(
-        np.load(out / "TCGA-AA-0002-01Z-00-DX1.C.npz")["features"], before, rtol=1e-5, atol=1e-6
+        h5(out / "TCGA-AA-0002-01Z-00-DX1.C.h5")["features"], before, rtol=1e-5, atol=1e-6
     )
 
     table = tmp_path / "wsi.parquet"
@@ -192,8 +199,8 @@ def test_extract_resume_determinism_and_table(slides, tmp_path):
     ids, feats, meta = read_features(table)
     assert ids.tolist() == ["TCGA-AA-0001", "TCGA-AA-0002"]  # blank-slide patient absent
     assert feats.shape == (2, 8) and meta["encoder"]["name"] == "counting-cnn"
-    a = np.load(out / "TCGA-AA-0001-01Z-00-DX1.A.npz")
-    b = np.load(out / "TCGA-AA-0001-01Z-00-DX2.B.npz")
+    a = h5(out / "TCGA-AA-0001-01Z-00-DX1.A.h5")
+    b = h5(out / "TCGA-AA-0001-01Z-00-DX2.B.h5")
     expected = (a["features"].mean(0) + b["features"].mean(0)) / 2
     np.testing.assert_allclose(feats[0], expected, rtol=1e-5)
     t = pq.read_table(table)
@@ -239,7 +246,7 @@ def test_max_patches_subsample_is_deterministic(slides, tmp_path):
             num_workers=0,
             show_progress=False,
         )
-        runs.append(np.load(out / "TCGA-AA-0002-01Z-00-DX1.C.npz"))
+        runs.append(h5(out / "TCGA-AA-0002-01Z-00-DX1.C.h5"))
     assert len(runs[0]["coords"]) == 3
     np.testing.assert_array_equal(runs[0]["coords"], runs[1]["coords"])
     np.testing.assert_array_equal(runs[0]["features"], runs[1]["features"])
@@ -249,7 +256,7 @@ def test_max_patches_subsample_is_deterministic(slides, tmp_path):
         paths, tmp_path / "run0", enc, max_patches=2, seed=5, num_workers=0, show_progress=False
     )
     assert summary["computed"] == 1 and enc.module.calls == 1
-    assert len(np.load(tmp_path / "run0" / "TCGA-AA-0002-01Z-00-DX1.C.npz")["coords"]) == 2
+    assert len(h5(tmp_path / "run0" / "TCGA-AA-0002-01Z-00-DX1.C.h5")["coords"]) == 2
 
 
 class TinyCNN(torch.nn.Module):

@@ -7,6 +7,7 @@ A patient missing from a modality's table is kept with zeros there and ``present
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +40,7 @@ class Cohort:
     time: np.ndarray | None = None
     event: np.ndarray | None = None
     metadata: dict[str, dict] = field(default_factory=dict)
+    bags: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.patient_ids)
@@ -65,6 +67,7 @@ class Cohort:
             time=take(self.time),
             event=take(self.event),
             metadata=self.metadata,
+            bags={k: (b[index], m[index]) for k, (b, m) in self.bags.items()},
         )
 
 
@@ -130,6 +133,7 @@ def load_cohort(
     drop_incomplete: bool = False,
     project: str | None = None,
     drop_unmatched: bool = False,
+    bags: Iterable[str] = (),
 ) -> Cohort:
     """Assemble a cohort from feature tables and a label table.
 
@@ -145,6 +149,8 @@ def load_cohort(
     drop_unmatched
         Drop (and log) labelled patients found in no feature table, instead of stopping with an
         error (ADNI lists subjects in the diagnosis table only).
+    bags
+        Modalities whose ``patches`` bag column is read too (see :mod:`amc.data.bags`).
     """
     labels = read_labels(Path(labels_path), task)
     if project is not None:
@@ -163,10 +169,13 @@ def load_cohort(
     present = np.zeros((len(ids), len(names)), dtype=bool)
     features: dict[str, np.ndarray] = {}
     metadata: dict[str, dict] = {}
+    bag_arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for m, name in enumerate(names):
         features[name], present[:, m], metadata[name] = _read_modality(
             Path(feature_files[name]), index, labels_path
         )
+        if name in set(bags):
+            bag_arrays[name] = _aligned_bags(Path(feature_files[name]), index, len(ids))
         log.info("%s: %d/%d labelled patients present", name, int(present[:, m].sum()), len(ids))
     nowhere = ~present.any(axis=1)
     if nowhere.any() and drop_unmatched:
@@ -190,6 +199,7 @@ def load_cohort(
         present=present,
         task=task,
         metadata=metadata,
+        bags=bag_arrays,
     )
     _attach_targets(cohort, labels, labels_path)
     cohort = cohort.subset(np.flatnonzero(keep))
@@ -250,6 +260,19 @@ def _attach_targets(cohort: Cohort, labels: pd.DataFrame, labels_path: Path) -> 
     else:
         cohort.time = labels["time"].to_numpy(dtype=np.float64)
         cohort.event = labels["event"].to_numpy(dtype=np.int64)
+
+
+def _aligned_bags(path: Path, index: pd.Index, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A table's patch bags in the cohort's patient order (empty bags where absent)."""
+    from amc.data.bags import read_bags
+
+    pids, bag, mask = read_bags(path)
+    pos = index.get_indexer(pids.astype(str))
+    known = pos >= 0
+    out = np.zeros((n, *bag.shape[1:]), np.float32)
+    out_mask = np.zeros((n, bag.shape[1]), bool)
+    out[pos[known]], out_mask[pos[known]] = bag[known], mask[known]
+    return out, out_mask
 
 
 def check_modalities_in_splits(cohort: Cohort, split: np.ndarray, context: str) -> None:

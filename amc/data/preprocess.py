@@ -65,8 +65,10 @@ def fit_preprocessing(
     scalers: dict[str, ModalityScaler | None] = {}
     for m, name in enumerate(cohort.modalities):
         x = cohort.features[name]
-        if x.ndim != 2:
-            scalers[name] = None  # volumes are intensity-normalised per subject at extraction
+        if x.ndim != 2 or name in cohort.bags:
+            # volumes are intensity-normalised per subject at extraction; bags are normalised
+            # by the bag encoder's layer norm
+            scalers[name] = None
             continue
         limit = (max_features or {}).get(name)
         scalers[name] = fit_scaler(x[train_index], cohort.present[train_index, m], limit)
@@ -79,8 +81,13 @@ def model_inputs(
     """Scaled float32 tensors per modality; rows of absent modalities are zero."""
     import torch  # only the stages that run a model pay for torch
 
+    from amc.data.bags import bag_input
+
     out = {}
     for m, name in enumerate(cohort.modalities):
+        if name in cohort.bags:  # (bag, mask) for a bag encoder
+            out[name] = bag_input(*cohort.bags[name], cohort.present[:, m])
+            continue
         x = cohort.features[name]
         scaler = scalers[name]
         x = scaler.transform(x) if scaler is not None else x.astype(np.float32)
@@ -97,5 +104,8 @@ def input_sizes(cohort: Cohort, scalers: dict[str, ModalityScaler | None]) -> di
     for name in cohort.modalities:
         x = cohort.features[name]
         scaler = scalers[name]
+        if name in cohort.bags:
+            sizes[name] = int(cohort.bags[name][0].shape[-1])
+            continue
         sizes[name] = output_dim(scaler, x.shape[1]) if scaler is not None else (1, *x.shape[1:])
     return sizes

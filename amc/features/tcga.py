@@ -50,6 +50,19 @@ def case_barcode(name: str) -> str:
     return m.group(1).upper() if m else name.strip().split(".")[0]
 
 
+def slide_patient(path: Path) -> str:
+    """A slide's patient: the case barcode at the start of a ``TCGA-...`` file name, else the
+    name of its parent folder (``<case_id>/<slide>``)."""
+    return case_barcode(path.name) if path.name.upper().startswith("TCGA-") else path.parent.name
+
+
+def find_tcga_slides(slide_dir: str | os.PathLike) -> dict[str, list[Path]]:
+    """Slides under a folder grouped by TCGA case (see :func:`slide_patient`)."""
+    from amc.wsi.slide import find_slides
+
+    return find_slides(slide_dir, patient_of=slide_patient)
+
+
 def _read_delimited(path: Path) -> pd.DataFrame:
     sep = "," if path.suffix.lower() == ".csv" or path.name.lower().endswith(".csv.gz") else "\t"
     try:
@@ -199,21 +212,61 @@ _ID_COLUMNS = (
 _TEXT_COLUMNS = ("text", "report", "report_text", "note")
 
 
-def read_reports(report_dir_or_table: str | os.PathLike) -> pd.Series:
+REPORT_ON_ERROR = ("fail", "skip")
+
+
+def read_report_file(path: Path) -> str:
+    """The text of one report file.
+
+    Rule for a corrupt file: unreadable, holding NUL bytes (binary data), or with more than
+    1% of its characters not decodable as UTF-8 (a few stray bytes are replaced, as OCR
+    output has them).
+
+    Raises
+    ------
+    InputError
+        Naming the file and what is wrong with it.
+    """
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise InputError(
+            f"{path}: cannot read the report ({err.strerror or err})",
+            hint="check the file's permissions",
+        ) from err
+    text = raw.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd")
+    has_nul = b"\x00" in raw
+    if has_nul or bad > 0.01 * max(len(text), 1):
+        what = "NUL bytes" if has_nul else f"{bad} undecodable bytes"
+        raise InputError(
+            f"{path}: not a text report ({what})",
+            hint="re-download the report, or set sources.tcga.report_on_error: skip to leave "
+            "it out",
+        )
+    return text
+
+
+def read_reports(report_dir_or_table: str | os.PathLike, on_error: str = "fail") -> pd.Series:
     """Pathology report text per patient.
 
     Accepts a folder of ``<case_id>*.txt`` files (recursively; the case barcode is taken from
     the file name, so ``TCGA-XX-YYYY.<uuid>.txt`` works too) or a table (``.csv``, ``.tsv``,
     ``.parquet``) with an id column (``case_id`` / ``patient_id`` / ``patient_filename`` ...)
     and a ``text`` column. Several reports of one case are joined with a blank line. Empty
-    reports are dropped and counted (the modality is missing for that case).
+    reports are dropped and counted (the modality is missing for that case). A corrupt report
+    file (see :func:`read_report_file`) stops with an error naming it (``on_error="fail"``)
+    or is left out, logged and listed in ``series.attrs["skipped_reports"]`` (``skip``).
 
     Returns
     -------
     pd.Series
         Index ``patient_id`` (str, sorted), values ``text`` (str).
     """
+    if on_error not in REPORT_ON_ERROR:
+        raise InputError(f"report on_error={on_error!r} is not one of fail, skip")
     src = Path(report_dir_or_table)
+    skipped: list[str] = []
     if src.is_dir():
         files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() == ".txt")
         if not files:
@@ -221,8 +274,17 @@ def read_reports(report_dir_or_table: str | os.PathLike) -> pd.Series:
                 f"{src}: no .txt report files found",
                 hint="one <case_id>.txt per case, or give a table case_id,text",
             )
-        ids = [case_barcode(p.name) for p in files]
-        texts = [p.read_text(encoding="utf-8", errors="replace") for p in files]
+        ids, texts = [], []
+        for p in files:
+            try:
+                texts.append(read_report_file(p))
+            except InputError as err:
+                if on_error == "fail":
+                    raise
+                log.warning("%s; report skipped (on_error=skip)", str(err).split("\n  hint: ")[0])
+                skipped.append(str(p))
+                continue
+            ids.append(case_barcode(p.name))
     elif src.is_file():
         name = src.name.lower()
         if name.endswith(".parquet"):
@@ -257,6 +319,7 @@ def read_reports(report_dir_or_table: str | os.PathLike) -> pd.Series:
     series = series.groupby(level=0, sort=True).agg(lambda t: "\n\n".join(t))
     series.name = "text"
     series.index.name = "patient_id"
+    series.attrs["skipped_reports"] = skipped
     log.info("%s: reports for %d patients", src, len(series))
     return series
 
@@ -271,6 +334,7 @@ def extract_report_features(
     stride: int = 32,
     device: str = "auto",
     show_progress: bool = True,
+    on_error: str = "fail",
 ) -> dict[str, Any]:
     """Embed every patient's report and write the ``report`` feature Parquet.
 
@@ -281,6 +345,9 @@ def extract_report_features(
         and counted.
     model_path, batch_size, max_length, stride, device
         Passed to :func:`amc.features.text.embed_texts` (``None`` = the bundled MiniLM).
+    on_error : {"fail", "skip"}
+        A corrupt report file stops the run, or is left out and listed in the table's
+        metadata (``skipped_reports``).
 
     Returns
     -------
@@ -290,7 +357,8 @@ def extract_report_features(
     from amc.data.store import write_features
     from amc.features.text import embed_texts, text_encoder_info
 
-    reports = read_reports(report_dir_or_table)
+    reports = read_reports(report_dir_or_table, on_error=on_error)
+    skipped = reports.attrs.get("skipped_reports", [])
     dropped = 0
     if patients is not None:
         keep = reports.index.isin(list(patients))
@@ -319,5 +387,7 @@ def extract_report_features(
         "encoder": text_encoder_info(model_path),
         "dropped_not_in_cohort": dropped,
     }
+    if on_error == "skip":  # only then: the default keeps the table's bytes unchanged
+        meta["skipped_reports"] = skipped
     write_features(out_path, list(reports.index), feats, metadata=meta)
     return {"patients": len(reports), "dropped": dropped, "path": str(out_path)}

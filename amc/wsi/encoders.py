@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from amc.errors import InputError
-from amc.training.device import autocast, autocast_dtype, select_device
+from amc.runtime import autocast, autocast_dtype, select_device
 from amc.wsi import nets
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

@@ -120,3 +120,16 @@ def test_amc_core_patch_zeroes_contrastive_losses_only_inside(bench):
     assert float(aux["instance"]) == 0.0 and float(aux["token"]) == 0.0
     aux = {k: v.detach() for k, v in model(inputs).aux_losses.items()}
     assert float(aux["instance"]) > 0.0 and float(aux["token"]) > 0.0
+
+
+def test_token_pairs_mode_measures_both_schemes(bench, tmp_path, capsys):
+    out = tmp_path / "pairs.json"
+    argv = ["--token-pairs", "all", "ring", "--device", "cpu", "--datasets", "adni"]
+    argv += ["--num-modalities", "2", "4", "--num-tokens", "4", "--repeats", "1", "--warmup", "0"]
+    report = bench.main(argv + ["--budget", "0.1", "--out", str(out)])
+    assert json.loads(out.read_text()) == json.loads(json.dumps(report))
+    pairs = {(r["m"], r["scheme"]): r["pairs"] for r in report["results"]}
+    assert pairs == {(2, "all"): 1, (2, "ring"): 1, (4, "all"): 6, (4, "ring"): 4}
+    assert all(r["step_s"] > 0 and r["peak_mem_bytes"] > 0 for r in report["results"])
+    assert {g["scheme"] for g in report["growth"]} == {"all", "ring"}
+    assert "| adni | 32 | 4 | 4 | 6 |" in capsys.readouterr().out

@@ -37,6 +37,15 @@ def test_classification_learns_and_reports_importance(tmp_path):
     absent = ~cohort.present
     assert np.all(out["importance"][absent] == 0)
     assert np.all(out["replaced"][absent] == MODEL["tokens"])  # absent modality fully imputed
+    # the exported counts are exactly the K of the exported importance (one fusion step)
+    from amc.model.fusion import replacement_counts
+
+    k = replacement_counts(
+        torch.from_numpy(out["importance"]), torch.from_numpy(cohort.present), 4, "complement"
+    )
+    assert np.array_equal(k.numpy(), out["replaced"])
+    assert out["agreement"].shape == out["importance"].shape
+    assert np.all(out["agreement"][absent] == 0)
 
 
 def test_survival_trains_with_discrete_time_head(tmp_path):

@@ -1,15 +1,17 @@
-"""evaluate@<dataset>: test metrics over seeds, per-patient predictions, figures.
+"""evaluate@<dataset>-<method>: test metrics over seeds, per-patient predictions, figures.
 
-Usage: python -m stages.evaluate <dataset>
-Outputs under reports/<dataset>/: metrics.json (mean / std / per_seed of each test metric),
-predictions.parquet (every patient of every split and seed, with importance_<m> and
-replaced_<m>), run.json (method label, task, chance levels), plots/*.png.
+Usage: python -m stages.evaluate <dataset> [<method>]   (method as in stages.train)
+Outputs under reports/runs/<dataset>/<method>/: metrics.json (mean / std / per_seed of each test
+metric), predictions.parquet (every patient of every split and seed; for AMC also importance_<m>,
+replaced_<m> and donated_<from>_to_<to>), run.json (method, label, task, seeds, input sizes,
+chance levels), plots/*.png.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,18 +28,19 @@ from amc.evaluation.metrics import (
 )
 from amc.training.loop import predict
 from stages._cli import run
-from stages._dataset import cohort_for, method_label, split_for_seed
-from stages.params import dataset_params, load_params
+from stages._dataset import cohort_for, model_dir, run_dir, split_for_seed
+from stages.train import parse_run
 
 log = logging.getLogger("stages.evaluate")
 
 
-def seed_predictions(ds, cohort, seed: int, split: np.ndarray) -> tuple[pd.DataFrame, dict]:
-    """Predictions of one seed's model for all patients, and its test metrics."""
-    path = Path("models") / ds["name"] / f"seed{seed}.pt"
+def seed_predictions(ds, cohort, seed: int, split: np.ndarray) -> tuple[pd.DataFrame, dict, dict]:
+    """Predictions of one seed's model for all patients, its test metrics and raw outputs."""
+    path = model_dir(ds) / f"seed{seed}.pt"
     if not path.exists():
         raise InputError(
-            f"{path}: checkpoint not found", hint=f"run `dvc repro train@{ds['name']}`"
+            f"{path}: checkpoint not found",
+            hint=f"run `python -m stages.train {ds['name']} {ds['method']}`",
         )
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     out = predict(ckpt, cohort, ds["train"]["device"], ds["train"]["precision"])
@@ -60,40 +63,45 @@ def seed_predictions(ds, cohort, seed: int, split: np.ndarray) -> tuple[pd.DataF
             cohort.time[train],
             cohort.event[train],
         )
-    for m, name in enumerate(cohort.modalities):
-        frame[f"importance_{name}"] = out["importance"][:, m]
-        frame[f"replaced_{name}"] = out["replaced"][:, m].astype(np.int64)
+    names = cohort.modalities
+    for m, name in enumerate(names):
+        if "importance" in out:
+            frame[f"importance_{name}"] = out["importance"][:, m]
+        if "replaced" in out:
+            frame[f"replaced_{name}"] = out["replaced"][:, m].astype(np.int64)
         frame[f"present_{name}"] = cohort.present[:, m]
-    return frame, metrics
+    if "donors" in out:  # donors[p, target, donor]
+        for t, target in enumerate(names):
+            for d, donor in enumerate(names):
+                if d != t:
+                    column = figures.donor_column(donor, target)
+                    frame[column] = out["donors"][:, t, d].astype(np.int64)
+    return frame, metrics, {**out, "config": ckpt["config"]}
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) != 1:
-        raise InputError("usage: python -m stages.evaluate <dataset>")
-    ds = dataset_params(load_params(), argv[0])
-    cohort = cohort_for(ds)
-    out_dir = Path("reports") / ds["name"]
-    frames, per_seed = [], []
-    for seed in ds["split"]["seeds"]:
-        split = split_for_seed(ds["name"], cohort, seed)
-        frame, metrics = seed_predictions(ds, cohort, seed, split)
-        frames.append(frame)
-        per_seed.append(metrics)
-        log.info(
-            "%s seed %d test: %s",
-            ds["name"],
-            seed,
-            ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
-        )
-    pred = pd.concat(frames, ignore_index=True)
-    summary = aggregate_seeds(per_seed)
-    write_table(pred, out_dir / "predictions.parquet", {"dataset": ds["name"]})
-    write_json(summary, out_dir / "metrics.json")
+def run_info(ds: dict[str, Any], cohort, config: dict[str, Any]) -> dict[str, Any]:
+    """run.json: what the report needs to place this run in the tables."""
     info = {
         "dataset": ds["name"],
-        "method": method_label(ds),
+        "method": ds["method"],
+        "family": ds["family"],
+        "label": ds["label"],
+        "tables": ds.get("tables", []),
         "task": ds["task"],
+        "seeds": list(ds["split"]["seeds"]),
         "modalities": cohort.modalities,
+        "input_sizes": config["modalities"],
+        "encoders": config.get("encoders") or {},
+        "num_classes": config.get("num_classes"),
+        "num_bins": config.get("num_bins"),
+        "options": ds["options"],
+        "components": {
+            "token_fusion": bool(ds["fusion"]["enabled"]),
+            "contrastive_loss": bool(ds["loss"]["instance"] > 0 or ds["loss"]["token"] > 0),
+            "differential_attention": ds["model"]["attention"] == "differential",
+            "smoe": ds["model"]["ffn"] == "smoe",
+        },
+        "batch_size": ds["train"]["batch_size"],
         "n_patients": len(cohort),
         "missing_per_modality": {
             m: int((~cohort.present[:, i]).sum()) for i, m in enumerate(cohort.modalities)
@@ -103,21 +111,66 @@ def main(argv: list[str]) -> None:
         prevalence = np.bincount(cohort.labels, minlength=len(cohort.class_names))
         info["chance"] = {**chance_levels(prevalence), "prevalence": prevalence.tolist()}
         info["class_names"] = cohort.class_names
-    write_json(info, out_dir / "run.json")
-    plots = out_dir / "plots"
-    figures.plot_importance_distributions(pred, cohort.modalities, plots / "importance.png")
-    figures.plot_replacement_distributions(pred, cohort.modalities, plots / "replacement.png")
-    with atomic_path(plots / "importance.csv") as tmp:
-        figures.importance_plot_data(pred, cohort.modalities).to_csv(tmp, index=False)
-    if cohort.task == "survival":
-        test = pred[pred["split"] == "test"]
-        figures.plot_kaplan_meier(
-            test["time"].to_numpy(),
-            test["event"].to_numpy(),
-            test["risk"].to_numpy(),
-            plots / "kaplan_meier.png",
-            f"{ds['name']}: predicted risk groups (test, all seeds)",
+    return info
+
+
+def main(argv: list[str]) -> None:
+    ds = parse_run(argv, "evaluate")
+    cohort = cohort_for(ds)
+    out_dir = run_dir(ds)
+    frames, per_seed, token_scores, config = [], [], [], {}
+    for seed in ds["split"]["seeds"]:
+        split = split_for_seed(ds["name"], cohort, seed)
+        frame, metrics, out = seed_predictions(ds, cohort, seed, split)
+        frames.append(frame)
+        per_seed.append(metrics)
+        config = out["config"]
+        if "token_scores" in out:
+            token_scores.append((out["token_scores"][split == "test"], split == "test"))
+        log.info(
+            "%s %s seed %d test: %s",
+            ds["name"],
+            ds["method"],
+            seed,
+            ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
         )
+    pred = pd.concat(frames, ignore_index=True)
+    write_table(pred, out_dir / "predictions.parquet", {"dataset": ds["name"]})
+    write_json(aggregate_seeds(per_seed), out_dir / "metrics.json")
+    write_json(run_info(ds, cohort, config), out_dir / "run.json")
+    write_plots(ds, cohort, pred, token_scores, out_dir / "plots")
+
+
+def write_plots(ds, cohort, pred: pd.DataFrame, token_scores: list, plots: Path) -> None:
+    """The run's figures: importance / replacement / donor / token-score histograms (AMC with
+    fusion), Kaplan-Meier risk groups (survival)."""
+    names = cohort.modalities
+    with atomic_path(plots) as tmp:
+        tmp.mkdir()
+        if f"importance_{names[0]}" in pred:
+            figures.plot_importance_distributions(pred, names, tmp / "importance.png")
+            figures.plot_replacement_distributions(pred, names, tmp / "replacement.png")
+            figures.importance_plot_data(pred, names).to_csv(tmp / "importance.csv", index=False)
+        if len(names) > 1 and figures.donor_column(names[1], names[0]) in pred:
+            figures.plot_donor_distributions(pred, names, tmp / "donors.png")
+        if token_scores:
+            # token_scores: per seed (test rows (T, M, N), ...); only modalities a patient has
+            scores = {
+                m: np.concatenate(
+                    [s[:, i][cohort.present[mask][:, i]].reshape(-1) for s, mask in token_scores]
+                )
+                for i, m in enumerate(names)
+            }
+            figures.plot_token_score_distributions(scores, tmp / "token_scores.png")
+        if cohort.task == "survival":
+            test = pred[pred["split"] == "test"]
+            figures.plot_kaplan_meier(
+                test["time"].to_numpy(),
+                test["event"].to_numpy(),
+                test["risk"].to_numpy(),
+                tmp / "kaplan_meier.png",
+                f"{ds['name']} {ds['label']}: predicted risk groups (test, all seeds)",
+            )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ Usage: python -m stages.split <dataset>   (output: data/splits/<dataset>.parquet
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from pathlib import Path
 
 from amc.data.cohort import check_modalities_in_splits
 from amc.data.splits import check_split_has_classes, make_splits
@@ -13,16 +15,27 @@ from amc.data.store import write_table
 from amc.errors import InputError
 from stages._cli import run
 from stages._dataset import cohort_for, split_file
-from stages.params import dataset_params, load_params
+from stages.params import dataset_params, labels_file, load_params, modality_files
 
 log = logging.getLogger("stages.split")
+
+
+def features_fingerprint(ds: dict) -> str:
+    """SHA-256 over the dataset's feature and label files (name and content)."""
+    digest = hashlib.sha256()
+    for name, path in sorted({**modality_files(ds), "labels": labels_file(ds)}.items()):
+        digest.update(name.encode())
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
 
 
 def main(argv: list[str]) -> None:
     if len(argv) != 1:
         raise InputError("usage: python -m stages.split <dataset>")
     ds = dataset_params(load_params(), argv[0])
-    cohort = cohort_for(ds)
+    # Split every patient with any data: a cohort that drops incomplete patients is a subset of
+    # it, so each method and variant (e.g. Table 9's missing-modality run) finds its split here.
+    cohort = cohort_for({**ds, "drop_incomplete": False})
     splits = make_splits(
         cohort.patient_ids, cohort.strata, ds["split"]["seeds"], tuple(ds["split"]["fractions"])
     )
@@ -37,7 +50,10 @@ def main(argv: list[str]) -> None:
             },
             f"{ds['name']} (seed {seed})",
         )
-    write_table(splits, split_file(ds["name"]), {"fractions": ds["split"]["fractions"]})
+    # The feature fingerprint makes this file change whenever the features do, so stages that
+    # depend on the split (rather than on the feature files, e.g. the per-method ones) re-run.
+    meta = {"fractions": ds["split"]["fractions"], "features": features_fingerprint(ds)}
+    write_table(splits, split_file(ds["name"]), meta)
     log.info("%s: %d patients x %d seeds", ds["name"], len(cohort), len(ds["split"]["seeds"]))
 
 

@@ -125,16 +125,26 @@ def run_model(
     dtype: torch.dtype | None,
     batch_size: int = 256,
 ) -> dict[str, np.ndarray]:
-    """Eval-mode forward over all rows: logits, importance, token scores, replaced counts."""
+    """Eval-mode forward over all rows: logits, and where the model gives them importance (P, M),
+    token scores (P, M, N), replaced counts (P, M) and donors (P, M, M): ``donors[p, i, j]`` =
+    tokens of modality i replaced by modality j's in the last fusion step."""
     model.eval()
-    parts: dict[str, list[np.ndarray]] = {"logits": [], "importance": [], "replaced": []}
+    parts: dict[str, list[np.ndarray]] = {"logits": []}
     for idx in _batches(len(present), batch_size, None):
         batch = {k: v[idx].to(device) for k, v in inputs.items()}
         with autocast(device, dtype):
             out = model(batch, present[idx].to(device), fuse=fuse)
         parts["logits"].append(out.logits.float().cpu().numpy())
-        parts["importance"].append(out.modality_importance.float().cpu().numpy())
-        parts["replaced"].append((out.replaced_from >= 0).sum(-1).cpu().numpy())
+        if getattr(out, "modality_importance", None) is not None:
+            parts.setdefault("importance", []).append(out.modality_importance.float().cpu().numpy())
+        if getattr(out, "token_scores", None) is not None:
+            parts.setdefault("token_scores", []).append(out.token_scores.float().cpu().numpy())
+        if getattr(out, "replaced_from", None) is not None:
+            donor = out.replaced_from
+            parts.setdefault("replaced", []).append((donor >= 0).sum(-1).cpu().numpy())
+            m = donor.shape[1]
+            onehot = torch.nn.functional.one_hot(donor.clamp(min=0), m) * (donor >= 0)[..., None]
+            parts.setdefault("donors", []).append(onehot.sum(2).cpu().numpy())
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
@@ -375,8 +385,9 @@ def predict(
 ) -> dict[str, np.ndarray]:
     """Predictions of a trained checkpoint on ``cohort``.
 
-    Returns ``prob`` (P, C) or ``risk`` (P,), ``importance`` (P, M) and ``replaced`` (P, M):
-    how many tokens of each modality were replaced in the last fusion step.
+    Returns ``prob`` (P, C) or ``risk`` (P,) and, for models that give them (AMC),
+    ``importance`` (P, M), ``replaced`` (P, M): how many tokens of each modality were replaced
+    in the last fusion step, ``donors`` (P, M, M): by which modality, ``token_scores`` (P, M, N).
     """
     dev = select_device(device)
     dtype = autocast_dtype(dev, precision)
@@ -389,7 +400,8 @@ def predict(
         dev,
         dtype,
     )
-    result = {"importance": out["importance"], "replaced": out["replaced"]}
+    exported = ("importance", "replaced", "token_scores", "donors")
+    result = {k: out[k] for k in exported if k in out}
     logits = torch.from_numpy(out["logits"])
     if cohort.task == "classification":
         result["prob"] = torch.softmax(logits, -1).numpy()

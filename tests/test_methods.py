@@ -112,3 +112,21 @@ def test_build_amc_through_the_bridge(params):
     config = config_for("amc", model_kwargs(ds), modalities={"a": 8, "b": 6}, num_classes=2)
     model = build("amc", config)
     assert isinstance(model, AMC) and config.ffn == "dense"
+
+
+def test_paper_profile_applies_table_7_and_keeps_comments(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from stages import profile
+
+    repo = Path(__file__).resolve().parents[1]
+    target = tmp_path / "params.yaml"
+    target.write_text((repo / "params.yaml").read_text())
+    profile.main([str(repo / "profiles/paper.yaml"), str(target)])
+    params = load_params(target)
+    mimic = run_params(params, "mimic-iv", "amc")
+    assert mimic["train"]["epochs"] == 100 and mimic["train"]["warmup_epochs"] == 10
+    assert run_params(params, "mimic-iv", "tf")["train"]["epochs"] == 100  # like AMC
+    assert run_params(params, "adni", "tf")["train"]["lr"] == 0.0001
+    assert params["sources"]["mimic"]["synthetic"]["n_patients"] == 9003
+    assert "# amc-pipeline parameters" in target.read_text()

@@ -134,3 +134,20 @@ def test_train_workers_param_is_validated(custom_project):
     (custom_project / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(InputError, match="train.workers"):
         split.main(["mine"])
+
+
+def test_split_covers_every_patient_so_complete_case_runs_share_it(custom_project):
+    from stages._dataset import cohort_for, split_for_seed
+    from stages.params import load_params, run_params
+
+    params = load_params()
+    params["variants"]["mine-complete"] = {"dataset": "mine", "drop_incomplete": True}
+    split.main(["mine"])
+    full = cohort_for(run_params(params, "mine", "amc"))
+    complete = cohort_for(run_params(params, "mine", "mine-complete"))
+    assert len(complete) < len(full)  # modality b is missing for about 20% of patients
+    whole = dict(zip(full.patient_ids, split_for_seed("mine", full, 0)))
+    part = split_for_seed("mine", complete, 0)
+    assert [whole[p] for p in complete.patient_ids] == list(part)
+    meta = pd.read_parquet("data/splits/mine.parquet")
+    assert len(meta) == 2 * len(full)

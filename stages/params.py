@@ -258,7 +258,7 @@ def labels_file(ds: dict[str, Any]) -> Path:
 AMC = "amc"
 #: AMCConfig fields a baseline reads from the ``model`` block (its stage depends on exactly these).
 BASELINE_MODEL_KEYS = ("hidden", "heads", "layers", "tokens", "encoder_layers", "dropout")
-BASELINE_KEYS = {"family", "label", "options", "dataset_options", "model", "train"}
+BASELINE_KEYS = {"family", "label", "options", "dataset_options", "model", "train", "seeds"}
 VARIANT_KEYS = {
     "dataset",
     "label",
@@ -269,6 +269,7 @@ VARIANT_KEYS = {
     "fusion",
     "loss",
     "train",
+    "seeds",
 }
 
 
@@ -362,7 +363,22 @@ def _baseline_run(
         **((entry.get("dataset_options") or {}).get(dataset) or {}),
     }
     label = str(entry.get("label") or method)
+    _seed_subset(ds, entry, prefix)
     return {**ds, "method": method, "family": entry["family"], "label": label, "options": options}
+
+
+def _seed_subset(ds: dict[str, Any], entry: dict[str, Any], prefix: str) -> None:
+    """``seeds``: train on some of ``split.seeds`` only (a cheaper run; paired comparisons use
+    the seeds both methods have)."""
+    if entry.get("seeds") is None:
+        return
+    seeds, allowed = entry["seeds"], ds["split"]["seeds"]
+    if not isinstance(seeds, list) or not seeds or any(s not in allowed for s in seeds):
+        raise InputError(
+            f"params: {prefix}seeds={seeds!r} is invalid",
+            hint=f"a non-empty subset of split.seeds={allowed}",
+        )
+    ds["split"] = {**ds["split"], "seeds": list(seeds)}
 
 
 def _variant_run(
@@ -395,6 +411,7 @@ def _variant_run(
     if not isinstance(tables, list) or not all(_pos_int(t) for t in tables):
         raise InputError(f"params: {prefix}tables must be a list of table numbers, e.g. [4]")
     label = str(entry.get("label") or method_label(ds))
+    _seed_subset(ds, entry, prefix)
     return {**ds, "method": method, "family": AMC, "label": label, "options": {}, "tables": tables}
 
 

@@ -91,6 +91,7 @@ def test_baseline_sees_only_shared_model_keys(params):
         ),
         (lambda t: t["baselines"].update(amc={"family": "tf"}), "'amc' is used twice"),
         (lambda t: t["variants"].update(x={"dataset": "adni", "colour": 1}), "variants.x.colour"),
+        (lambda t: t["baselines"].update(x={"family": "tf", "seeds": [99]}), "baselines.x.seeds"),
     ],
 )
 def test_bad_method_entries_name_the_key(tmp_path, params, edit, match):
@@ -130,3 +131,10 @@ def test_paper_profile_applies_table_7_and_keeps_comments(tmp_path, monkeypatch)
     assert run_params(params, "adni", "tf")["train"]["lr"] == 0.0001
     assert params["sources"]["mimic"]["synthetic"]["n_patients"] == 9003
     assert "# amc-pipeline parameters" in target.read_text()
+
+
+def test_a_method_may_train_on_a_subset_of_the_seeds(params):
+    tree = copy.deepcopy(params)
+    tree["baselines"]["tf"]["seeds"] = [0, 2]
+    assert run_params(tree, "adni", "tf")["split"]["seeds"] == [0, 2]
+    assert run_params(tree, "adni", "amc")["split"]["seeds"] == params["split"]["seeds"]

@@ -168,7 +168,7 @@ def paired_comparison(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], lis
                 )
             )
         if rows:
-            header = ["Method", f"AMC − method ({metric})", "seeds AMC wins", "|diff| > std"]
+            header = ["Method", f"AMC − method ({metric})", "seeds AMC wins", "beyond seed std"]
             sections.append(f"### Paired comparison: {dataset}\n\n" + _md_table(header, rows))
     return sections, long_rows
 
@@ -178,7 +178,7 @@ def efficiency_tables(efficiency: Mapping[str, Mapping[str, Mapping[str, Any]]])
     method label -> {params, gflops, step_ms, peak_mb})."""
     measures = (
         ("params", "Parameters (M)", 1e-6, 3),
-        ("gflops", "Forward GFLOPs / sample", 1.0, 4),
+        ("gflops", "Forward GFLOPs / sample", 1.0, None),
         ("step_ms", "Training step time (ms)", 1.0, 1),
         ("peak_mb", "Peak training memory (MB)", 1.0, 1),
     )
@@ -191,7 +191,12 @@ def efficiency_tables(efficiency: Mapping[str, Mapping[str, Mapping[str, Any]]])
             cells = []
             for stats in methods.values():
                 value = _num(stats.get(key))
-                cells.append(f"{value * scale:.{digits}f}" if math.isfinite(value) else "n/a")
+                if not math.isfinite(value):
+                    cells.append("n/a")
+                elif digits is None:  # FLOPs span orders of magnitude: significant digits
+                    cells.append(f"{value * scale:.4g}")
+                else:
+                    cells.append(f"{value * scale:.{digits}f}")
             body.append([label, *cells])
         header = ["Measure", *methods]
         sections.append(f"### Table 10. Efficiency ({dataset})\n\n" + _md_table(header, body))

@@ -21,5 +21,11 @@ params["train"].update(epochs=3, warmup_epochs=1, patience=3, workers=1)
 for ds in params["datasets"].values():
     if ds.get("train"):
         ds["train"].update(epochs=3, warmup_epochs=1, patience=3)
+# Every method stays (CI checks the whole comparison), each with a few epochs.
+for entry in params.get("baselines", {}).values():
+    entry.setdefault("train", {}).update(epochs=2, patience=2)
+for entry in params.get("variants", {}).values():
+    if entry.get("train"):
+        entry["train"].update(epochs=3, warmup_epochs=1, patience=3)
 with open(path, "w") as fh:
     yaml.safe_dump(params, fh, sort_keys=False)

@@ -372,6 +372,16 @@ class Params:
     importance_study: ImportanceStudyParams = block(ImportanceStudyParams, "importance study")
     sources: SourcesParams = block(SourcesParams, "raw sources")
     datasets: dict = key({}, mapping(Rule(lambda v: isinstance(v, dict), "a mapping")), "items")
+    baselines: dict = key(
+        {},
+        mapping(Rule(lambda v: isinstance(v, dict), "a mapping")),
+        "compared methods run on every dataset (see the README: comparing methods)",
+    )
+    variants: dict = key(
+        {},
+        mapping(Rule(lambda v: isinstance(v, dict), "a mapping")),
+        "AMC variants, each on one dataset: the paper's ablations, Tables 9 and 11",
+    )
 
 
 def validate_params(tree: Any, source: str = "params.yaml") -> dict[str, Any]:
@@ -398,8 +408,14 @@ def resolve_dataset(params: dict[str, Any], name: str) -> dict[str, Any]:
             f"params: unknown dataset {name!r}",
             hint=f"{nearest(name, list(datasets))}one of {sorted(datasets)}",
         )
-    prefix = f"datasets.{name}."
-    item = datasets[name] or {}
+    return resolve_item(params, name, datasets[name] or {}, f"datasets.{name}.")
+
+
+def resolve_item(
+    params: dict[str, Any], name: str, item: Any, prefix: str
+) -> dict[str, Any]:
+    """A dataset item (possibly carrying a compared method's overrides) merged with the global
+    blocks and validated; ``prefix`` names where its keys come from in error messages."""
     if not isinstance(item, dict):
         raise InputError(f"params: {prefix.rstrip('.')} must be a mapping of keys")
     own = {k: v for k, v in item.items() if k not in OVERRIDES}

@@ -54,7 +54,8 @@ def run_model(
 
     Returns ``logits`` (P, C) or (P, T) always; and only for the outputs the model returns (not
     None): ``importance`` (P, M) the s of the last fusion step, ``replaced`` (P, M) int64 its
-    replaced-token counts, ``token_scores`` (P, M, N) its eta, ``agreement`` (P, M) the
+    replaced-token counts, ``donors`` (P, M, M) how many of modality i's tokens came from
+    modality j, ``token_scores`` (P, M, N) its eta, ``agreement`` (P, M) the
     cross-modal alignment importance; with several fusion steps also ``importance_steps`` and
     ``replaced_steps`` (P, S, M), step s after improved block s.
     """
@@ -69,7 +70,12 @@ def run_model(
         _append(parts, "importance", out.modality_importance)
         _append(parts, "token_scores", out.token_scores)
         if out.replaced_from is not None:
-            parts.setdefault("replaced", []).append((out.replaced_from >= 0).sum(-1).cpu().numpy())
+            donor = out.replaced_from  # (B, M, N): donor modality index, -1 where kept
+            parts.setdefault("replaced", []).append((donor >= 0).sum(-1).cpu().numpy())
+            onehot = nn.functional.one_hot(donor.clamp(min=0), donor.shape[1]) * (donor >= 0)[
+                ..., None
+            ]
+            parts.setdefault("donors", []).append(onehot.sum(2).cpu().numpy())
         _append(parts, "agreement", getattr(out, "agreement", None))
         steps = getattr(out, "steps", None) or []
         if len(steps) > 1:
@@ -101,7 +107,6 @@ def predict(
         dtype,
     )
     logits = torch.from_numpy(out.pop("logits"))
-    out.pop("token_scores", None)  # (P, M, N): for analysis via run_model, not per-patient tables
     if cohort.task == "classification":
         out["prob"] = torch.softmax(logits, -1).numpy()
     else:

@@ -19,9 +19,21 @@ if TYPE_CHECKING:
     from amc.config import TrainSettings
 
 SPLITS_DIR = Path("data/splits")
+RUNS_DIR = Path("reports/runs")
+
+
+def run_dir(run: dict[str, Any]) -> Path:
+    """reports/runs/<dataset>/<method>: one run's metrics, predictions, curves and plots."""
+    return RUNS_DIR / run["name"] / run["method"]
+
+
+def model_dir(run: dict[str, Any]) -> Path:
+    """models/<dataset>/<method>: one checkpoint per split seed."""
+    return Path("models") / run["name"] / run["method"]
 
 
 def cohort_for(ds: dict[str, Any]) -> Cohort:
+    """The cohort of a dataset item or run (its modalities, drop_incomplete / drop_unmatched)."""
     return load_cohort(
         modality_files(ds),
         labels_file(ds),

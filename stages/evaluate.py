@@ -1,17 +1,19 @@
-"""evaluate@<dataset>: test metrics over seeds, per-patient predictions, figures.
+"""evaluate@<dataset>-<method>: test metrics over seeds, per-patient predictions, figures.
 
-Usage: python -m stages.evaluate <dataset> [--splits data/splits/<dataset>.parquet]
-    [--models models/<dataset>] [--out reports/<dataset>]
-Outputs under <out>: metrics.json (mean / std / per_seed of each test metric),
-predictions.parquet (every patient of every split and seed, with importance_<m>,
-replaced_<m> and agreement_<m>: see ``fusion_columns``), run.json (method label, task,
-chance levels), plots/*.png.
+Usage: python -m stages.evaluate <dataset> [<method>] [--splits ...] [--models ...] [--out ...]
+(arguments as in stages.train)
+Outputs under <out> (default reports/runs/<dataset>/<method>/): metrics.json (mean / std /
+per_seed of each test metric), predictions.parquet (every patient of every split and seed; for
+AMC also importance_<m>, replaced_<m>, agreement_<m> and donated_<from>_to_<to>: see
+``fusion_columns``), run.json (method, label, task, seeds, input sizes, chance levels),
+plots/*.png.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,20 +28,19 @@ from amc.evaluation.metrics import (
 )
 from amc.inference import predict
 from amc.training.checkpoint import load_model_checkpoint
-from stages._cli import run, stage_parser
-from stages._dataset import cohort_for, method_label, split_for_seed
-from stages.params import dataset_params, load_params
+from stages._cli import run
+from stages._dataset import cohort_for, split_for_seed
+from stages.train import parse_run
 
 log = logging.getLogger("stages.evaluate")
 
 
 def seed_predictions(
-    ds, cohort, seed: int, split: np.ndarray, models: Path | None = None
-) -> tuple[pd.DataFrame, dict]:
-    """Predictions of one seed's model (in ``models``, default models/<dataset>) for all
-    patients, and its test metrics."""
-    path = (models or Path("models") / ds["name"]) / f"seed{seed}.pt"
-    ckpt = load_model_checkpoint(path, cohort, ds["name"])
+    ds, cohort, seed: int, split: np.ndarray, models: Path
+) -> tuple[pd.DataFrame, dict, dict]:
+    """Predictions of one seed's model (in ``models``) for all patients, its test metrics and
+    raw outputs."""
+    ckpt = load_model_checkpoint(models / f"seed{seed}.pt", cohort, ds["name"])
     out = predict(ckpt, cohort, ds["train"]["device"], ds["train"]["precision"])
     frame = pd.DataFrame(
         {"patient_id": cohort.patient_ids.astype(str), "seed": seed, "split": split.astype(str)}
@@ -60,7 +61,8 @@ def seed_predictions(
             cohort.time[train],
             cohort.event[train],
         )
-    return pd.concat([frame, fusion_columns(out, cohort)], axis=1), metrics
+    frame = pd.concat([frame, fusion_columns(out, cohort)], axis=1)
+    return frame, metrics, {**out, "config": ckpt["config"]}
 
 
 def fusion_columns(out: dict[str, np.ndarray], cohort) -> pd.DataFrame:
@@ -70,10 +72,12 @@ def fusion_columns(out: dict[str, np.ndarray], cohort) -> pd.DataFrame:
     count K (K is recomputed from s by ``amc.model.fusion.replacement_counts``);
     ``importance_step<k>_<m>`` / ``replaced_step<k>_<m>`` per step when there are several;
     ``agreement_<m>``: the cross-modal alignment importance (quality signal), whatever
-    estimator drives fusion; ``present_<m>`` always.
+    estimator drives fusion; ``donated_<from>_to_<to>``: tokens of <to> replaced by <from>'s in
+    the last fusion step; ``present_<m>`` always.
     """
+    names = cohort.modalities
     columns: dict[str, np.ndarray] = {}
-    for m, name in enumerate(cohort.modalities):
+    for m, name in enumerate(names):
         if "importance" in out:
             columns[f"importance_{name}"] = out["importance"][:, m]
         if "replaced" in out:
@@ -84,40 +88,39 @@ def fusion_columns(out: dict[str, np.ndarray], cohort) -> pd.DataFrame:
             columns[f"importance_step{k}_{name}"] = out["importance_steps"][:, k, m]
             columns[f"replaced_step{k}_{name}"] = out["replaced_steps"][:, k, m].astype(np.int64)
         columns[f"present_{name}"] = cohort.present[:, m]
+    if "donors" in out:  # donors[p, target, donor]
+        for t, target in enumerate(names):
+            for d, donor in enumerate(names):
+                if d != t:
+                    columns[figures.donor_column(donor, target)] = out["donors"][:, t, d].astype(
+                        np.int64
+                    )
     return pd.DataFrame(columns)
 
 
-def main(argv: list[str]) -> None:
-    parser = stage_parser("evaluate", __doc__)
-    parser.add_argument("dataset", help="a datasets.<name> item of params.yaml")
-    parser.add_argument("--splits", type=Path, help="the split stage's Parquet file")
-    parser.add_argument("--models", type=Path, help="folder of the seed<k>.pt checkpoints")
-    parser.add_argument("--out", type=Path, help="output folder")
-    args = parser.parse_args(argv)
-    ds = dataset_params(load_params(), args.dataset)
-    cohort = cohort_for(ds)
-    out_dir = args.out or Path("reports") / ds["name"]
-    frames, per_seed = [], []
-    for seed in ds["split"]["seeds"]:
-        split = split_for_seed(ds["name"], cohort, seed, args.splits)
-        frame, metrics = seed_predictions(ds, cohort, seed, split, args.models)
-        frames.append(frame)
-        per_seed.append(metrics)
-        log.info(
-            "%s seed %d test: %s",
-            ds["name"],
-            seed,
-            ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
-        )
-    pred = pd.concat(frames, ignore_index=True)
-    summary = aggregate_seeds(per_seed)
-    write_table(pred, out_dir / "predictions.parquet", {"dataset": ds["name"]})
-    write_json(summary, out_dir / "metrics.json")
+def run_info(ds: dict[str, Any], cohort, config: dict[str, Any]) -> dict[str, Any]:
+    """run.json: what the report needs to place this run in the tables."""
     info = {
         "dataset": ds["name"],
-        "method": method_label(ds),
+        "method": ds["method"],
+        "family": ds["family"],
+        "label": ds["label"],
+        "tables": ds.get("tables", []),
         "task": ds["task"],
+        "seeds": list(ds["split"]["seeds"]),
         "modalities": cohort.modalities,
+        "input_sizes": config["modalities"],
+        "encoders": config.get("encoders") or {},
+        "num_classes": config.get("num_classes"),
+        "num_bins": config.get("num_bins"),
+        "options": ds["options"],
+        "components": {
+            "token_fusion": bool(ds["fusion"]["enabled"]),
+            "contrastive_loss": bool(ds["loss"]["instance"] > 0 or ds["loss"]["token"] > 0),
+            "differential_attention": ds["model"]["attention"] == "differential",
+            "smoe": ds["model"]["ffn"] == "smoe",
+        },
+        "batch_size": ds["train"]["batch_size"],
         "n_patients": len(cohort),
         "missing_per_modality": {
             m: int((~cohort.present[:, i]).sum()) for i, m in enumerate(cohort.modalities)
@@ -127,22 +130,66 @@ def main(argv: list[str]) -> None:
         prevalence = np.bincount(cohort.labels, minlength=len(cohort.class_names))
         info["chance"] = {**chance_levels(prevalence), "prevalence": prevalence.tolist()}
         info["class_names"] = cohort.class_names
-    write_json(info, out_dir / "run.json")
-    plots = out_dir / "plots"
-    if f"importance_{cohort.modalities[0]}" in pred:  # models without importance: no such plots
-        figures.plot_importance_distributions(pred, cohort.modalities, plots / "importance.png")
-        figures.plot_replacement_distributions(pred, cohort.modalities, plots / "replacement.png")
-        with atomic_path(plots / "importance.csv") as tmp:
-            figures.importance_plot_data(pred, cohort.modalities).to_csv(tmp, index=False)
-    if cohort.task == "survival":
-        test = pred[pred["split"] == "test"]
-        figures.plot_kaplan_meier(
-            test["time"].to_numpy(),
-            test["event"].to_numpy(),
-            test["risk"].to_numpy(),
-            plots / "kaplan_meier.png",
-            f"{ds['name']}: predicted risk groups (test, all seeds)",
+    return info
+
+
+def main(argv: list[str]) -> None:
+    ds, args = parse_run(argv, "evaluate", __doc__)
+    cohort = cohort_for(ds)
+    out_dir = args.out
+    frames, per_seed, token_scores, config = [], [], [], {}
+    for seed in ds["split"]["seeds"]:
+        split = split_for_seed(ds["name"], cohort, seed, args.splits)
+        frame, metrics, out = seed_predictions(ds, cohort, seed, split, args.models)
+        frames.append(frame)
+        per_seed.append(metrics)
+        config = out["config"]
+        if "token_scores" in out:
+            token_scores.append((out["token_scores"][split == "test"], split == "test"))
+        log.info(
+            "%s %s seed %d test: %s",
+            ds["name"],
+            ds["method"],
+            seed,
+            ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
         )
+    pred = pd.concat(frames, ignore_index=True)
+    write_table(pred, out_dir / "predictions.parquet", {"dataset": ds["name"]})
+    write_json(aggregate_seeds(per_seed), out_dir / "metrics.json")
+    write_json(run_info(ds, cohort, config), out_dir / "run.json")
+    write_plots(ds, cohort, pred, token_scores, out_dir / "plots")
+
+
+def write_plots(ds, cohort, pred: pd.DataFrame, token_scores: list, plots: Path) -> None:
+    """The run's figures: importance / replacement / donor / token-score histograms (AMC with
+    fusion), Kaplan-Meier risk groups (survival)."""
+    names = cohort.modalities
+    with atomic_path(plots) as tmp:
+        tmp.mkdir()
+        if f"importance_{names[0]}" in pred:
+            figures.plot_importance_distributions(pred, names, tmp / "importance.png")
+            figures.plot_replacement_distributions(pred, names, tmp / "replacement.png")
+            figures.importance_plot_data(pred, names).to_csv(tmp / "importance.csv", index=False)
+        if len(names) > 1 and figures.donor_column(names[1], names[0]) in pred:
+            figures.plot_donor_distributions(pred, names, tmp / "donors.png")
+        if token_scores:
+            # token_scores: per seed (test rows (T, M, N), ...); only modalities a patient has
+            scores = {
+                m: np.concatenate(
+                    [s[:, i][cohort.present[mask][:, i]].reshape(-1) for s, mask in token_scores]
+                )
+                for i, m in enumerate(names)
+            }
+            figures.plot_token_score_distributions(scores, tmp / "token_scores.png")
+        if cohort.task == "survival":
+            test = pred[pred["split"] == "test"]
+            figures.plot_kaplan_meier(
+                test["time"].to_numpy(),
+                test["event"].to_numpy(),
+                test["risk"].to_numpy(),
+                tmp / "kaplan_meier.png",
+                f"{ds['name']} {ds['label']}: predicted risk groups (test, all seeds)",
+            )
 
 
 if __name__ == "__main__":

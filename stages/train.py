@@ -1,15 +1,18 @@
-"""train@<dataset>: one AMC model per split seed.
+"""train@<dataset>-<method>: one model per split seed for one (dataset, method) run.
 
-Usage: python -m stages.train <dataset> [--splits data/splits/<dataset>.parquet]
-    [--models models/<dataset>] [--curves reports/<dataset>/train]
-Outputs: <models>/seed<k>.pt and <curves>/seed<k>/ (dvclive curves).
-Seeds train in parallel processes on CPU (params ``train.workers``: ``auto`` = one per core).
-An interrupted run resumes: per-epoch state is kept in .cache/train/<dataset>/ (outside DVC's
-outputs, which DVC deletes before re-running a stage) and reused when the settings match.
+Usage: python -m stages.train <dataset> [<method>] [--splits data/splits/<dataset>.parquet]
+    [--models models/<dataset>/<method>] [--out reports/runs/<dataset>/<method>]
+(method: ``amc`` (default), a name in params ``baselines``, or a name in ``variants``)
+Outputs: <models>/seed<k>.pt and <out>/train/seed<k>/ (dvclive curves). Seeds train in parallel
+processes on CPU (params ``train.workers``: ``auto`` =
+one per core). An interrupted run resumes: per-epoch state is kept in
+.cache/train/<dataset>/<method>/ (outside DVC's outputs, which DVC deletes before re-running a
+stage) and reused when the settings match.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,10 +25,18 @@ from amc.runtime import select_device
 from amc.training.checkpoint import save_checkpoint
 from amc.training.parallel import parallel_map, resolve_workers, threads_per_worker
 from stages._cli import run, stage_parser
-from stages._dataset import cohort_for, model_kwargs, split_for_seed, train_settings
-from stages.params import dataset_params, load_params
+from stages._dataset import (
+    cohort_for,
+    model_dir,
+    model_kwargs,
+    run_dir,
+    split_for_seed,
+    train_settings,
+)
+from stages.params import AMC, load_params, run_params
 
 log = logging.getLogger("stages.train")
+CURVES = ("loss", "task", "instance", "token", "balance")
 
 
 def log_curves(history: list[dict], out_dir: Path) -> None:
@@ -35,59 +46,76 @@ def log_curves(history: list[dict], out_dir: Path) -> None:
     with atomic_path(out_dir) as tmp:
         with Live(dir=str(tmp), save_dvc_exp=False, dvcyaml=None) as live:
             for record in history:
-                for key in ("loss", "task", "instance", "token", "balance"):
-                    live.log_metric(f"train/{key}", record[key])
+                for key in CURVES:
+                    if key in record:
+                        live.log_metric(f"train/{key}", record[key])
                 live.log_metric("val/score", record["val_score"])
                 live.next_step()
 
 
-def main(argv: list[str]) -> None:
-    parser = stage_parser("train", __doc__)
+def run_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
+    """The arguments shared by the stages of one (dataset, method) run: train, evaluate, run."""
+    parser = stage_parser(stage, doc)
     parser.add_argument("dataset", help="a datasets.<name> item of params.yaml")
+    parser.add_argument(
+        "method", nargs="?", default=AMC, help="amc (default), a baselines or a variants name"
+    )
     parser.add_argument("--splits", type=Path, help="the split stage's Parquet file")
     parser.add_argument("--models", type=Path, help="folder of the seed<k>.pt checkpoints")
-    parser.add_argument("--curves", type=Path, help="folder of the per-seed training curves")
-    args = parser.parse_args(argv)
-    name = args.dataset
-    outputs = {
-        "models": args.models or Path("models") / name,
-        "curves": args.curves or Path("reports") / name / "train",
-    }
-    ds = dataset_params(load_params(), name)
+    parser.add_argument("--out", type=Path, help="the run's report folder")
+    return parser
+
+
+def parse_run(argv: list[str], stage: str, doc: str | None) -> tuple[dict[str, Any], Any]:
+    """The resolved params of the (dataset, method) named on the command line, and its paths
+    (``args.models`` / ``args.out`` default to models/<dataset>/<method> and
+    reports/runs/<dataset>/<method>)."""
+    args = run_parser(stage, doc).parse_args(argv)
+    ds = run_params(load_params(), args.dataset, args.method)
+    args.models = args.models or model_dir(ds)
+    args.out = args.out or run_dir(ds)
+    return ds, args
+
+
+def main(argv: list[str]) -> None:
+    ds, args = parse_run(argv, "train", __doc__)
     cohort = cohort_for(ds)
     settings = train_settings(ds)
     seeds = list(ds["split"]["seeds"])
     # Read every split before starting workers, so a missing seed fails fast and in one place.
+    outputs = {"models": args.models, "curves": args.out / "train"}
     jobs = [
-        (name, ds, cohort, split_for_seed(name, cohort, seed, args.splits), seed, outputs)
+        (ds, cohort, split_for_seed(ds["name"], cohort, seed, args.splits), seed, outputs)
         for seed in seeds
     ]
     workers = resolve_workers(ds["train"]["workers"], len(jobs), select_device(settings.device))
     threads = threads_per_worker(workers, settings.num_threads)
-    log.info("%s: %d seed(s) on %d worker(s) x %d thread(s)", name, len(jobs), workers, threads)
-    results = parallel_map(train_seed, jobs, workers, threads, desc=f"{name} seeds")
+    what = f"{ds['name']} {ds['method']}"
+    log.info("%s: %d seed(s) on %d worker(s) x %d thread(s)", what, len(jobs), workers, threads)
+    results = parallel_map(train_seed, jobs, workers, threads, desc=f"{what} seeds")
     for seed, (epoch, score) in zip(seeds, results, strict=True):
-        log.info("%s seed %d: best epoch %d, validation score %.4f", name, seed, epoch, score)
+        log.info("%s seed %d: best epoch %d, validation score %.4f", what, seed, epoch, score)
 
 
 def train_seed(
-    job: tuple[str, dict[str, Any], Cohort, np.ndarray, int, dict[str, Path]],
+    job: tuple[dict[str, Any], Cohort, np.ndarray, int, dict[str, Path]],
 ) -> tuple[int, float]:
     """Train one seed, write its checkpoint and curves; return (best epoch, validation score)."""
+    from amc.methods import training_config
     from amc.training.loop import train_model
 
-    name, ds, cohort, split, seed, outputs = job
-    cache = Path(".cache/train") / name
+    ds, cohort, split, seed, outputs = job
+    cache = Path(".cache/train") / ds["name"] / ds["method"]
     cache.mkdir(parents=True, exist_ok=True)
     ckpt = train_model(
         cohort,
         split,
-        model_kwargs(ds),
+        training_config(ds["family"], model_kwargs(ds), ds["options"]),
         train_settings(ds),
         seed,
         max_features=ds.get("max_features"),
         resume_path=cache / f"seed{seed}.resume.pt",
-        desc=f"{name} seed {seed}",
+        desc=f"{ds['name']} {ds['method']} seed {seed}",
     )
     save_checkpoint(ckpt, outputs["models"] / f"seed{seed}.pt")  # same weights, same bytes
     log_curves(ckpt["history"], outputs["curves"] / f"seed{seed}")

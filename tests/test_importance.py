@@ -212,7 +212,8 @@ def test_importance_estimates_match_the_models_own(tmp_path):
     clean = study.make_clean(1, cfg)
     cohort, _, _ = study.corrupt(clean, "noise", 0.3, cfg)
     split = np.where(np.arange(120) < 80, "train", np.where(np.arange(120) < 100, "val", "test"))
-    from amc.training.loop import predict, train_model
+    from amc.inference import predict
+    from amc.training.loop import train_model
 
     ckpt = train_model(
         cohort, split, {**study.MODEL, "importance": "std"}, study._settings(cfg), seed=1

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from amc.errors import InputError
-from stages import evaluate, report, split, train
+from stages import efficiency, evaluate, report, split, train
 from tests.helpers import toy_dataset
 
 
@@ -18,6 +18,11 @@ def custom_project(tmp_path, monkeypatch):
     params["split"]["seeds"] = [0, 1]
     params["model"].update(hidden=16, heads=2, tokens=4, experts=2)
     params["train"].update(epochs=3, warmup_epochs=1, batch_size=16)
+    params["baselines"] = {}  # the baselines' own tests train them; here AMC and one variant
+    params["variants"] = {
+        "mine-a": {"dataset": "mine", "tables": [11], "label": "A", "modalities": ["a"]},
+        "mine-std": {"dataset": "mine", "tables": [4], "fusion": {"importance": "std"}},
+    }
     params["datasets"] = {
         "mine": {
             "kind": "custom",
@@ -34,29 +39,47 @@ def custom_project(tmp_path, monkeypatch):
 
 def test_custom_dataset_runs_through_all_stages(custom_project):
     split.main(["mine"])
-    train.main(["mine"])
-    evaluate.main(["mine"])
+    for method in ("amc", "mine-a", "mine-std"):
+        train.main(["mine", method])
+        evaluate.main(["mine", method])
+    efficiency.main([])
     report.main([])
     root = custom_project
-    assert (root / "models/mine/seed0.pt").exists() and (root / "models/mine/seed1.pt").exists()
-    assert any((root / "reports/mine/train/seed0").rglob("*.tsv"))  # dvclive curves
-    metrics = json.loads((root / "reports/mine/metrics.json").read_text())
+    runs = root / "reports/runs/mine"
+    assert (root / "models/mine/amc/seed0.pt").exists()
+    assert (root / "models/mine/amc/seed1.pt").exists()
+    assert any((runs / "amc/train/seed0").rglob("*.tsv"))  # dvclive curves
+    metrics = json.loads((runs / "amc/metrics.json").read_text())
     assert set(metrics) >= {"accuracy", "recall", "precision", "f1", "auroc"}
     assert len(metrics["f1"]["per_seed"]) == 2
-    pred = pd.read_parquet(root / "reports/mine/predictions.parquet")
+    pred = pd.read_parquet(runs / "amc/predictions.parquet")
     assert len(pred) == 2 * 90 and set(pred["split"]) == {"train", "val", "test"}
     for col in ("label", "prob_0", "prob_1", "importance_a", "importance_b", "replaced_b"):
         assert col in pred.columns
     # the quality signal is exported whichever estimator drives fusion (default: mean)
     assert {"agreement_a", "agreement_b"} <= set(pred.columns)
     assert pred[["agreement_a", "agreement_b"]].notna().all().all()
+    # donor counts add up to the replaced tokens of each target modality
+    assert (pred["donated_a_to_b"] == pred["replaced_b"]).all()
+    assert (pred["donated_b_to_a"] == pred["replaced_a"]).all()
     assert set(pred["label"]) == {"0", "1"}
     # per seed, each patient appears once and test patients never overlap train patients
     for _, rows in pred.groupby("seed"):
         assert rows["patient_id"].is_unique
+    single = pd.read_parquet(runs / "mine-a/predictions.parquet")
+    assert "present_b" not in single.columns and len(single) == 2 * 90
     tables = (root / "reports/tables.md").read_text()
-    assert "mine" in tables and "AMC" in tables
+    assert "mine" in tables and "| AMC |" in tables
+    assert "Table 4." in tables and "AMC w/ STD" in tables
+    assert "Table 11." in tables and "Paired comparison: mine" in tables
+    assert "Table 10. Efficiency (mine)" in tables
     assert (root / "reports/figures/importance_overview.png").stat().st_size > 1000
+    assert (root / "reports/figures/mine-roc.png").exists()
+    assert (runs / "amc/plots/donors.png").exists() and (
+        runs / "amc/plots/token_scores.png"
+    ).exists()
+    curves = pd.read_csv(root / "reports/curves/mine-val_score.csv")
+    assert set(curves.columns) == {"step", "value", "run"} and curves["run"].nunique() == 6
 
 
 def test_invalid_param_fails_before_any_work(custom_project):
@@ -97,7 +120,7 @@ def test_parallel_seeds_give_the_same_models_as_serial(custom_project):
         (custom_project / "params.yaml").write_text(yaml.safe_dump(params))
         train.main(["mine"])
         models[workers] = [
-            torch.load(f"models/mine/seed{s}.pt", weights_only=False) for s in (0, 1)
+            torch.load(f"models/mine/amc/seed{s}.pt", weights_only=False) for s in (0, 1)
         ]
     for serial, parallel in zip(models[1], models[2], strict=True):
         assert serial["best_epoch"] == parallel["best_epoch"]
@@ -114,3 +137,20 @@ def test_train_workers_param_is_validated(custom_project):
     (custom_project / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(InputError, match="train.workers"):
         split.main(["mine"])
+
+
+def test_split_covers_every_patient_so_complete_case_runs_share_it(custom_project):
+    from stages._dataset import cohort_for, split_for_seed
+    from stages.params import load_params, run_params
+
+    params = load_params()
+    params["variants"]["mine-complete"] = {"dataset": "mine", "drop_incomplete": True}
+    split.main(["mine"])
+    full = cohort_for(run_params(params, "mine", "amc"))
+    complete = cohort_for(run_params(params, "mine", "mine-complete"))
+    assert len(complete) < len(full)  # modality b is missing for about 20% of patients
+    whole = dict(zip(full.patient_ids, split_for_seed("mine", full, 0)))
+    part = split_for_seed("mine", complete, 0)
+    assert [whole[p] for p in complete.patient_ids] == list(part)
+    meta = pd.read_parquet("data/splits/mine.parquet")
+    assert len(meta) == 2 * len(full)

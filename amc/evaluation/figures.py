@@ -5,6 +5,9 @@
 * :func:`plot_replacement_distributions`: Figure 4 (first row), per-modality histogram of the
   number of replaced tokens with a dashed red mean line.
 * :func:`plot_kaplan_meier`: Kaplan-Meier curves of the predicted low / high risk groups.
+* :func:`plot_donor_distributions`: Figure 4 (rows 2-3), which modality replaced which.
+* :func:`plot_token_score_distributions`: Figure 5 (bottom), token scores per modality.
+* :func:`plot_roc_curves`: ROC curves of several methods on one chart.
 
 ``pred`` is the predictions table of the evaluate stage; the histograms use its ``test`` rows
 (all seeds pooled).
@@ -28,7 +31,11 @@ from amc.errors import InputError
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "donor_column",
     "importance_plot_data",
+    "plot_donor_distributions",
+    "plot_roc_curves",
+    "plot_token_score_distributions",
     "plot_importance_distributions",
     "plot_kaplan_meier",
     "plot_replacement_distributions",
@@ -281,4 +288,86 @@ def plot_importance_overview(mean_importance: dict[str, dict[str, float]], out_p
     ax.set_xticks(ticks, labels, fontsize=8)
     ax.set_ylabel("mean modality importance (test)")
     ax.set_ylim(0, 1.05)
+    _save(fig, out_png)
+
+
+def donor_column(donor: str, target: str) -> str:
+    """Predictions column: tokens of ``target`` replaced by ``donor``'s in the last fusion step."""
+    return f"donated_{donor}_to_{target}"
+
+
+def plot_donor_distributions(
+    pred: pd.DataFrame, modalities: Sequence[str], out_png: str | os.PathLike
+) -> None:
+    """Figure 4 (rows 2-3): per target modality (column), one histogram per donor modality (row)
+    of how many of the target's tokens the donor replaced, test split, mean as a dashed red line.
+    Panel titles read "donor → target" as in the paper."""
+    m = len(modalities)
+    if m < 2:
+        raise InputError("donor figure: needs at least two modalities")
+    columns = [donor_column(d, t) for t in modalities for d in modalities if d != t]
+    rows = _test_rows(pred, columns, "donor figure")
+    fig = Figure(figsize=(3.0 * m, 2.4 * (m - 1)), layout="constrained")
+    axes = fig.subplots(m - 1, m, squeeze=False)
+    for j, target in enumerate(modalities):
+        donors = [d for d in modalities if d != target]
+        for i, donor in enumerate(donors):
+            ax = axes[i][j]
+            values = rows[donor_column(donor, target)].to_numpy(dtype=np.float64)
+            hi = int(values.max()) if values.size else 0
+            ax.hist(values, bins=np.arange(0, hi + 2) - 0.5, color="tab:green", alpha=0.75)
+            mean = float(values.mean()) if values.size else math.nan
+            ax.axvline(mean, color="red", linestyle="--", linewidth=1.5, label=f"mean {mean:.3g}")
+            ax.legend(fontsize=7, loc="best")
+            ax.set_title(f"{donor} → {target}", fontsize=9)
+            ax.set_xlabel("tokens replaced")
+    fig.suptitle("Which modality replaced which (test)", fontsize=10)
+    _save(fig, out_png)
+
+
+def plot_token_score_distributions(
+    scores: dict[str, np.ndarray], out_png: str | os.PathLike
+) -> None:
+    """Figure 5 (bottom): histogram of the token scores of each modality (all tokens of the
+    test patients that have it), mean as a dashed red line. ``scores``: modality -> 1-D array."""
+    if not scores:
+        raise InputError("token score figure: no modality given")
+    fig = Figure(figsize=(3.2 * len(scores), 2.8), layout="constrained")
+    axes = fig.subplots(1, len(scores), squeeze=False)[0]
+    for ax, (name, values) in zip(axes, scores.items()):
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+        else:
+            ax.hist(values, bins=30, color="tab:purple", alpha=0.75, edgecolor="white")
+            mean = float(values.mean())
+            ax.axvline(mean, color="red", linestyle="--", linewidth=1.5, label=f"mean {mean:.3g}")
+            ax.legend(fontsize=7, loc="best")
+        ax.set_title(name)
+        ax.set_xlabel("token score")
+    axes[0].set_ylabel("tokens")
+    fig.suptitle("Token scores (test)", fontsize=10)
+    _save(fig, out_png)
+
+
+def plot_roc_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], out_png: str | os.PathLike, title: str
+) -> None:
+    """ROC curves of several methods on one chart. ``curves``: label -> (y (P,) 0/1 truth,
+    score (P,)); multi-class callers pass the one-vs-rest pairs stacked (micro average)."""
+    from sklearn.metrics import auc, roc_curve
+
+    if not curves:
+        raise InputError("ROC figure: no method given")
+    fig = Figure(figsize=(5.2, 4.4), layout="constrained")
+    ax = fig.subplots()
+    for label, (y, score) in curves.items():
+        fpr, tpr, _ = roc_curve(np.asarray(y), np.asarray(score))
+        ax.plot(fpr, tpr, linewidth=1.2, label=f"{label} (AUC {auc(fpr, tpr):.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=6, loc="lower right")
+    ax.set_title(title, fontsize=10)
     _save(fig, out_png)

@@ -11,7 +11,8 @@ from typing import Any
 
 from torch import nn
 
-from amc.model import AMC, AMCConfig
+from amc.baselines import build_model
+from amc.model import AMCConfig
 
 #: AMCConfig fields a baseline is built from: the settings every method shares. The AMC-only
 #: fields (experts, attention, fusion, ...) keep their defaults, so changing them cannot change a
@@ -21,10 +22,6 @@ SHARED_FIELDS = ("hidden", "heads", "layers", "tokens", "encoder_layers", "dropo
 
 def build(family: str, config: AMCConfig, options: dict[str, Any] | None = None) -> nn.Module:
     """An untrained model of ``family`` for ``config`` (the registry's factory)."""
-    if family == "amc":
-        return AMC(config)
-    from amc.baselines import build_model
-
     return build_model(family, config, options or {})
 
 

@@ -184,7 +184,7 @@ def _variant_run(
     if entry.get("dataset") not in datasets:
         raise InputError(
             f"params: {prefix}dataset={entry.get('dataset')!r} is not a dataset item",
-            hint=f"one of {sorted(datasets)}",
+            hint=f"one of {sorted(datasets)}; or remove variants.{method} with its dataset",
         )
     if dataset != entry["dataset"]:
         raise InputError(

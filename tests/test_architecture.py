@@ -26,6 +26,7 @@ FLOORS: dict[str, int] = {
     "amc.data": 2,
     "amc.model": 1,
     "amc.baselines": 1,
+    "amc.methods": 1,
     "amc.runtime": 0,
     "amc.config": 0,
     "amc.schema": 0,

@@ -66,7 +66,7 @@ def _train_in(root: Path, monkeypatch) -> bytes:
 
     monkeypatch.chdir(root)
     train.main([DATASET])
-    return (root / "models" / DATASET / "seed0.pt").read_bytes()
+    return (root / "models" / DATASET / "amc" / "seed0.pt").read_bytes()
 
 
 def test_identical_trainings_give_identical_checkpoint_bytes(two_projects, monkeypatch):
@@ -93,7 +93,7 @@ def test_train_killed_after_an_epoch_resumes_to_identical_bytes(two_projects, mo
         train.main([{DATASET!r}])
         """,
     )
-    assert not (killed / "models" / DATASET / "seed0.pt").exists()
+    assert not (killed / "models" / DATASET / "amc" / "seed0.pt").exists()
     with caplog.at_level("INFO"):
         resumed = _train_in(killed, monkeypatch)
     assert any("resuming at epoch 2" in r.getMessage() for r in caplog.records)

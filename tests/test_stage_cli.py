@@ -92,6 +92,7 @@ def test_output_path_comes_from_the_command_line(tmp_path, monkeypatch):
             "features_dir": str(tmp_path / "mine"),
         }
     }
+    params["variants"] = {}  # the repository's variants name its own datasets
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     split.main(["mine", "--out", "elsewhere/mine-splits.parquet"])
@@ -107,8 +108,12 @@ def test_dvc_commands_name_every_output_path():
         stages["extract"]["do"]["cmd"].split()
     )
     assert "--out data/splits/${key}.parquet" in stages["split"]["do"]["cmd"]
-    train = " ".join(stages["train"]["do"]["cmd"].split())
-    assert "--models models/${key}" in train and "--curves reports/${key}/train" in train
-    assert "--out reports/${key}" in stages["evaluate"]["do"]["cmd"]
+    amc = " ".join(stages["run"]["do"]["cmd"].split())
+    assert "--models models/${key}/amc" in amc and "--out reports/runs/${key}/amc" in amc
+    baseline = " ".join(stages["run-baseline"]["cmd"].split())
+    assert "--models models/${item.dataset}/${item.method}" in baseline
+    assert "--out reports/runs/${item.dataset}/${item.method}" in baseline
+    variant = " ".join(stages["run-variant"]["do"]["cmd"].split())
+    assert "--models models/${item.dataset}/${key}" in variant
+    assert "--out reports/runs/${item.dataset}/${key}" in variant
     assert "--out reports/importance" in stages["importance"]["cmd"]
-    assert "--out reports" in stages["report"]["cmd"]

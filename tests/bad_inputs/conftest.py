@@ -55,7 +55,7 @@ class Project:
         return Path("data/splits") / f"{DATASET}.parquet"
 
     def checkpoint(self, seed: int = 0) -> Path:
-        return Path("models") / DATASET / f"seed{seed}.pt"
+        return Path("models") / DATASET / "amc" / f"seed{seed}.pt"
 
     def params(self) -> dict[str, Any]:
         return yaml.safe_load((self.root / "params.yaml").read_text())
@@ -84,6 +84,7 @@ def _tiny_params(task: str) -> dict[str, Any]:
             "features_dir": DATASET,
         }
     }
+    params["variants"] = {}  # the repository's variants name its own datasets
     return params
 
 

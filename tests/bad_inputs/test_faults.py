@@ -67,9 +67,7 @@ def test_disk_full_while_writing_a_checkpoint(project, run_stage, monkeypatch):
     monkeypatch.setattr(Path, "write_bytes", write_bytes)
     result = run_stage("train", DATASET)
     assert_failed(result, 3, f"train@{DATASET}", str(project.checkpoint()), "No space left")
-    assert not (project.root / "models" / DATASET).exists() or not any(
-        (project.root / "models" / DATASET).iterdir()
-    )
+    assert not any(p.is_file() for p in (project.root / "models" / DATASET).rglob("*"))
 
 
 def test_file_size_limit_in_a_real_process(unsplit):

@@ -124,7 +124,7 @@ def test_checkpoint_without_weights(project, run_stage):
 def test_corrupt_resume_state_restarts_training(project, run_stage, caplog):
     """Documented handling: an unreadable resume file is ignored with a warning, not fatal."""
     reference = project.checkpoint().read_bytes()
-    resume = project.root / ".cache/train" / DATASET / "seed0.resume.pt"
+    resume = project.root / ".cache/train" / DATASET / "amc" / "seed0.resume.pt"
     assert resume.exists()
     resume.write_bytes(b"PK\x03\x04 truncated")
     with caplog.at_level("WARNING"):

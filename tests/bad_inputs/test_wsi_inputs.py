@@ -187,10 +187,10 @@ def test_weights_file_not_a_checkpoint(project, monkeypatch, capsys):
 @pytest.mark.parametrize(
     "key, value, words",
     [
-        ("on_error", "ignore", ["on_error='ignore'", "fail, skip"]),
-        ("engine", "spark", ["engine='spark'", "local, ray"]),
+        ("on_error", "ignore", ["on_error='ignore'", "fail | skip"]),
+        ("engine", "spark", ["engine='spark'", "local | ray"]),
         ("patch_size", -64, ["patch_size=-64"]),
-        ("precision", "fp8", ["sources.tcga.wsi.precision='fp8'", "auto, fp32, bf16"]),
+        ("precision", "fp8", ["sources.tcga.wsi.precision='fp8'", "auto | fp32 | bf16"]),
     ],
 )
 def test_bad_wsi_parameter_values(project, monkeypatch, capsys, key, value, words):

@@ -15,6 +15,10 @@ for source, sizes in TINY_SOURCES.items():
     if source in params.get("sources", {}):
         params["sources"][source].setdefault("synthetic", {}).update(sizes)
 params["split"]["seeds"] = [0, 1]
+# Three datasets, one per source and task (every method still runs on each): the tiny profile
+# checks the plumbing of the whole comparison; the other TCGA projects run the same code.
+TINY_DATASETS = ("mimic-iv", "tcga-ucec", "adni")
+params["datasets"] = {k: v for k, v in params["datasets"].items() if k in TINY_DATASETS}
 params.setdefault("importance_study", {})["quick"] = True
 # workers: 1 -- a 3-epoch training is shorter than starting a worker process that imports torch.
 params["train"].update(epochs=3, warmup_epochs=1, patience=3, workers=1)

@@ -198,6 +198,9 @@ def _variant_run(
         item["drop_incomplete"] = entry["drop_incomplete"]
     if entry.get("modalities") is not None:
         item["modalities"] = _modality_subset(item, entry["modalities"], prefix)
+        # A modality alone (Table 11) is evaluated on the patients who have it: the others have
+        # nothing to predict from in this run (they are logged and left out).
+        item["drop_unmatched"] = True
         for per_modality in ("encoders", "max_features"):  # only the modalities kept
             if isinstance(item.get(per_modality), dict):
                 item[per_modality] = {

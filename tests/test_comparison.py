@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from amc.baselines import METHODS, build_model
 from amc.evaluation.comparison import efficiency_tables, paired_comparison, variant_tables
 from amc.evaluation.efficiency import measure, random_inputs
 from amc.model import AMC, AMCConfig
@@ -99,3 +100,14 @@ def test_efficiency_measures_a_model():
     assert bigger["gflops"] > small["gflops"]  # FLOPs per sample grow with the token count
     text = efficiency_tables({"toy": {"AMC": small}})[0]
     assert "### Table 10. Efficiency (toy)" in text and "| Parameters (M) |" in text
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+def test_efficiency_measures_every_compared_method(method):
+    """Table 10 runs every method through the FLOP counter (MUSE passes a parameter to a
+    submodule, which the counter's module tracker could not hook under no_grad)."""
+    config = AMCConfig(modalities={"a": 12, "b": 10}, hidden=16, heads=2, tokens=4, experts=2)
+    torch.manual_seed(0)
+    model = build_model(method, config, {})
+    stats = measure(model, random_inputs(config.modalities, {}, batch=4), steps=1)
+    assert stats["gflops"] > 0 and stats["params"] == sum(p.numel() for p in model.parameters())

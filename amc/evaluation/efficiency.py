@@ -62,7 +62,9 @@ def measure(
     present = torch.ones(batch, len(inputs), dtype=torch.bool, device=device)
     params = sum(p.numel() for p in model.parameters())
     model.eval()
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    # Grad stays enabled: under no_grad the counter's module tracker cannot hook a parameter
+    # that a method passes to a submodule as an input (MUSE's modality nodes).
+    with FlopCounterMode(display=False) as counter:
         model(inputs, present)
     gflops = counter.get_total_flops() / batch / 1e9
     model.train()

@@ -33,7 +33,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -142,16 +142,7 @@ def read_plink_raw(
     id_field = 1 if id_column == "IID" else 0
     col_idx: np.ndarray | None = None
     if variants is not None:
-        pos = {v: i for i, v in reversed(list(enumerate(names)))}
-        unknown = [v for v in variants if v not in pos]
-        if unknown:
-            raise InputError(
-                f"{path}: {len(unknown)} requested variant(s) not in the header, "
-                f"e.g. {unknown[0]!r}",
-                hint="variant names are '<rsid>_<counted allele>' as in the .raw header",
-            )
-        col_idx = np.array([pos[v] for v in variants], dtype=np.int64)
-        names = list(variants)
+        col_idx, names = _variant_columns(names, variants, path, "the header")
     wanted = None if patient_ids is None else {str(p) for p in patient_ids}
 
     # pass 1: sample ids only
@@ -263,16 +254,7 @@ def read_plink_bed(
     cols = np.arange(len(names_all))
     names = names_all
     if variants is not None:
-        pos = {v: i for i, v in reversed(list(enumerate(names_all)))}
-        unknown = [v for v in variants if v not in pos]
-        if unknown:
-            raise InputError(
-                f"{bim}: {len(unknown)} requested variant(s) not in the fileset, "
-                f"e.g. {unknown[0]!r}",
-                hint="variant names are '<rsid>_<A1 allele>' as in a .raw header",
-            )
-        cols = np.array([pos[v] for v in variants], dtype=np.int64)
-        names = list(variants)
+        cols, names = _variant_columns(names_all, variants, bim, "the fileset")
     out = np.empty((len(rows), len(cols) + pad_columns), dtype=np.float32)
     out[:, len(cols) :] = 0.0
     step = max(1, int(block_variants))
@@ -312,3 +294,18 @@ def read_plink(
     p = Path(path)
     reader = read_plink_bed if p.suffix in (".bed", ".bim", ".fam") else read_plink_raw
     return reader(p, patient_ids, variants, id_column=id_column, pad_columns=pad_columns)
+
+
+def _variant_columns(
+    names: list[str], variants: list[str], path: Any, where: str
+) -> tuple[np.ndarray, list[str]]:
+    """Column index of each requested variant (first match by name) and the requested names;
+    an unknown name is an error naming ``path``."""
+    pos = {v: i for i, v in reversed(list(enumerate(names)))}
+    unknown = [v for v in variants if v not in pos]
+    if unknown:
+        raise InputError(
+            f"{path}: {len(unknown)} requested variant(s) not in {where}, e.g. {unknown[0]!r}",
+            hint="variant names are '<rsid>_<counted allele>' as in a .raw header",
+        )
+    return np.array([pos[v] for v in variants], dtype=np.int64), list(variants)

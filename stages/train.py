@@ -3,9 +3,9 @@
 Usage: python -m stages.train <dataset> [<method>] [--splits data/splits/<dataset>.parquet]
     [--models models/<dataset>/<method>] [--out reports/runs/<dataset>/<method>]
 (method: ``amc`` (default), a name in params ``baselines``, or a name in ``variants``)
-Outputs: <models>/seed<k>.pt and <out>/train/seed<k>/ (dvclive curves). Seeds train in parallel
-processes on CPU (params ``train.workers``: ``auto`` =
-one per core). An interrupted run resumes: per-epoch state is kept in
+Outputs: <models>/seed<k>.pt and <out>/train/seed<k>/ (per-epoch curves, dvclive layout).
+Seeds train in parallel processes on CPU (params ``train.workers``: ``auto`` = one per core).
+An interrupted run resumes: per-epoch state is kept in
 .cache/train/<dataset>/<method>/ (outside DVC's outputs, which DVC deletes before re-running a
 stage) and reused when the settings match.
 """
@@ -13,6 +13,7 @@ stage) and reused when the settings match.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -40,17 +41,34 @@ CURVES = ("loss", "task", "instance", "token", "balance")
 
 
 def log_curves(history: list[dict], out_dir: Path) -> None:
-    """Write a seed's per-epoch curves with dvclive (after training, so resumes stay complete)."""
-    from dvclive import Live
+    """Write a seed's per-epoch curves (after training, so resumes stay complete).
 
+    dvclive's file layout, which ``stages/report.py`` and ``dvc plots`` read:
+    ``plots/metrics/{train/<curve>,val/score}.tsv`` (columns ``step`` and the curve's name, one
+    row per epoch) and ``metrics.json`` (the last epoch's values and ``step``). Written here
+    rather than with ``dvclive.Live``, which opens the DVC repository and Git for every seed
+    (measured 1.5 s CPU per seed, plus ~2.5 s to import DVC, in each of the ~100 run processes).
+    """
+    series: dict[str, list[float]] = {f"train/{key}": [] for key in CURVES}
+    series["val/score"] = []
+    for record in history:
+        for key in CURVES:
+            if key in record:
+                series[f"train/{key}"].append(float(record[key]))
+        series["val/score"].append(float(record["val_score"]))
+    summary: dict[str, Any] = {}
     with atomic_path(out_dir) as tmp:
-        with Live(dir=str(tmp), save_dvc_exp=False, dvcyaml=None) as live:
-            for record in history:
-                for key in CURVES:
-                    if key in record:
-                        live.log_metric(f"train/{key}", record[key])
-                live.log_metric("val/score", record["val_score"])
-                live.next_step()
+        for name, values in series.items():
+            if not values:
+                continue
+            group, curve = name.split("/")
+            path = tmp / "plots" / "metrics" / group / f"{curve}.tsv"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            rows = "".join(f"{step}\t{value!r}\n" for step, value in enumerate(values))
+            path.write_text(f"step\t{curve}\n{rows}")
+            summary.setdefault(group, {})[curve] = values[-1]
+        summary["step"] = len(history) - 1
+        (tmp / "metrics.json").write_text(json.dumps(summary, indent=4) + "\n")
 
 
 def run_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:

@@ -48,7 +48,7 @@ def test_custom_dataset_runs_through_all_stages(custom_project):
     runs = root / "reports/runs/mine"
     assert (root / "models/mine/amc/seed0.pt").exists()
     assert (root / "models/mine/amc/seed1.pt").exists()
-    assert any((runs / "amc/train/seed0").rglob("*.tsv"))  # dvclive curves
+    assert any((runs / "amc/train/seed0").rglob("*.tsv"))  # per-epoch curves
     metrics = json.loads((runs / "amc/metrics.json").read_text())
     assert set(metrics) >= {"accuracy", "recall", "precision", "f1", "auroc"}
     assert len(metrics["f1"]["per_seed"]) == 2

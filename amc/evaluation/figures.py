@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 
 from amc.data.store import atomic_path
 from amc.errors import InputError
+from amc.scoring import kaplan_meier, logrank_test
 
 logger = logging.getLogger(__name__)
 
@@ -199,7 +200,8 @@ def plot_kaplan_meier(
     """Kaplan-Meier curves of the predicted low / high risk groups (median split of risk).
 
     Patients with risk above the median form the high-risk group. The legend carries the
-    log-rank p-value (lifelines ``logrank_test``).
+    log-rank p-value; curves, 95% bands and test as lifelines computes them
+    (:func:`amc.scoring.kaplan_meier`, :func:`amc.scoring.logrank_test`).
 
     Parameters
     ----------
@@ -215,9 +217,6 @@ def plot_kaplan_meier(
     float
         The log-rank p-value (NaN when one group is empty, e.g. all risks equal).
     """
-    from lifelines import KaplanMeierFitter
-    from lifelines.statistics import logrank_test
-
     t = np.asarray(time, dtype=np.float64).reshape(-1)
     e = np.asarray(event, dtype=np.float64).reshape(-1)
     r = np.asarray(risk, dtype=np.float64).reshape(-1)
@@ -235,11 +234,7 @@ def plot_kaplan_meier(
     groups = [("low risk", ~high, "tab:blue"), ("high risk", high, "tab:red")]
     p_value = math.nan
     if high.any() and (~high).any():
-        p_value = float(
-            logrank_test(
-                t[high], t[~high], event_observed_A=e[high], event_observed_B=e[~high]
-            ).p_value
-        )
+        p_value = logrank_test(t[high], e[high], t[~high], e[~high])[1]
     else:
         logger.warning("plot_kaplan_meier: all risks equal, one group only; no log-rank test")
     fig = Figure(figsize=(5.0, 3.8), layout="constrained")
@@ -248,9 +243,11 @@ def plot_kaplan_meier(
     for label, mask, color in groups:
         if not mask.any():
             continue
-        kmf = KaplanMeierFitter(label=f"{label} (n={int(mask.sum())})")
-        kmf.fit(t[mask], event_observed=e[mask])
-        kmf.plot_survival_function(ax=ax, color=color, ci_show=True)
+        timeline, survival, lower, upper = kaplan_meier(t[mask], e[mask])
+        ax.step(
+            timeline, survival, where="post", color=color, label=f"{label} (n={int(mask.sum())})"
+        )
+        ax.fill_between(timeline, lower, upper, step="post", color=color, alpha=0.25, lw=0)
     p_text = "n/a" if math.isnan(p_value) else f"{p_value:.3g}"
     ax.plot([], [], " ", label=f"log-rank p = {p_text}")
     ax.legend(fontsize=8, loc="best")

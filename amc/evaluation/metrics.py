@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, precision_recall_fscore_support, roc_auc_score
 
 from amc.data.store import to_jsonable  # noqa: F401  (re-exported)
 from amc.errors import InputError
+from amc.scoring import accuracy, harrell_c, macro_precision_recall_f1, roc_auc
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +93,9 @@ def classification_metrics(y_true: np.ndarray, prob: np.ndarray) -> dict[str, fl
         raise InputError("prob holds NaN or inf", hint="check the model output")
 
     pred = p.argmax(axis=1)
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        y, pred, average="macro", zero_division=0
-    )
+    precision, recall, f1 = macro_precision_recall_f1(y, pred)
     return {
-        "accuracy": float(accuracy_score(y, pred)),
+        "accuracy": accuracy(y, pred),
         "recall": float(recall),
         "precision": float(precision),
         "f1": float(f1),
@@ -113,8 +111,8 @@ def _auroc(y: np.ndarray, p: np.ndarray) -> float:
         )
         return math.nan
     if p.shape[1] == 2:
-        return float(roc_auc_score(y, p[:, 1]))
-    per_class = [float(roc_auc_score(y == c, p[:, c])) for c in present]
+        return roc_auc(y, p[:, 1])
+    per_class = [roc_auc(y == c, p[:, c]) for c in present]
     if present.size < p.shape[1]:
         logger.warning(
             "AUROC: only classes %s of %d present in y_true; macro average over those",
@@ -208,13 +206,10 @@ def concordance_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> 
         C in [0, 1]; NaN (logged) when there is no comparable pair (e.g. no event).
     """
     t, e, r = _check_survival(time, event, risk)
-    try:
-        from lifelines.utils import concordance_index as lifelines_concordance_index  # slow import
-
-        return float(lifelines_concordance_index(t, -r, e))
-    except ZeroDivisionError:
+    c_index = harrell_c(t, e, r)
+    if math.isnan(c_index):
         logger.warning("C-index undefined: no comparable pairs (%d events); NaN", int(e.sum()))
-        return math.nan
+    return c_index
 
 
 def censoring_survival(

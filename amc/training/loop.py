@@ -1,5 +1,5 @@
 """Training one AMC model on one split: train-split-only preprocessing, fusion after warm-up,
-validation-based model selection with early stopping, resumable checkpoints, dvclive logs.
+validation-based model selection with early stopping, resumable checkpoints, per-epoch history.
 
 The test split is never looked at here: :func:`amc.inference.predict` is called on it once,
 afterwards.
@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
 from amc.baselines import build_model
@@ -30,6 +29,8 @@ from amc.model import AMCConfig
 from amc.model.heads import discretize_time, risk_score, survival_bin_edges
 from amc.model.losses import classification_loss, survival_nll
 from amc.runtime import autocast, autocast_dtype, select_device
+from amc.scoring import harrell_c, macro_precision_recall_f1
+from amc.training.optim import FusedAdamW
 from amc.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
@@ -66,23 +67,18 @@ def _task_loss(
 def validation_score(task: str, logits: np.ndarray, cohort: Cohort) -> float:
     """Model-selection score: macro F1 (classification) or Harrell's C-index (survival).
 
-    Computed with scikit-learn / lifelines directly, the same numbers as
-    :mod:`amc.evaluation.metrics` reports, so training does not import the evaluation floor.
+    Computed with :mod:`amc.scoring` (scikit-learn's and lifelines' definitions), the same
+    numbers as :mod:`amc.evaluation.metrics` reports, so training does not import the evaluation
+    floor.
     """
     if task == "classification":
-        prob = torch.softmax(torch.from_numpy(logits), -1).numpy().astype(np.float64)
-        pred = prob.argmax(axis=1)
-        return float(f1_score(cohort.labels, pred, average="macro", zero_division=0))
-    from lifelines.utils import concordance_index  # slow import: only survival tasks need it
-
+        pred = torch.softmax(torch.from_numpy(logits), -1).numpy().argmax(axis=1)
+        return macro_precision_recall_f1(cohort.labels, pred)[2]
     risk = risk_score(torch.from_numpy(logits)).numpy().astype(np.float64).reshape(-1)
-    time = np.asarray(cohort.time, dtype=np.float64).reshape(-1)
-    event = np.asarray(cohort.event, dtype=np.float64).reshape(-1).astype(bool)
-    try:
-        return float(concordance_index(time, -risk, event))
-    except ZeroDivisionError:
+    score = harrell_c(cohort.time, cohort.event, risk)
+    if math.isnan(score):
         log.warning("validation C-index undefined: no comparable pairs; NaN")
-        return math.nan
+    return score
 
 
 def train_model(
@@ -132,9 +128,7 @@ def train_model(
         config_kwargs["num_classes"] = len(cohort.class_names)
     config = AMCConfig(modalities=input_sizes(cohort, scalers), task=cohort.task, **config_kwargs)
     model = build_model(method, config, method_options).to(device)
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
-    )
+    optimizer = FusedAdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     fusion_on = method == "amc" and config.fusion and config.layers >= 2
     # Select only among epochs that fuse, so the chosen model is an AMC model (other methods
     # have no warm-up: selection from epoch 0).

@@ -73,33 +73,41 @@ def _mimic(modality: str, cfg: dict[str, Any], out: Path) -> None:
             },
         )
     elif modality == "note":
-        from amc.features.text import embed_texts, text_encoder_info
-
-        note_types = cfg.get("note_types", ["DS"])
-        note_time = cfg.get("note_time", "charttime")
-        texts = mimic.extract_note_texts(raw, index, note_types=note_types, note_time=note_time)
-        feats = embed_texts(
-            list(texts.values),
-            model_path=cfg.get("text_encoder"),
-            batch_size=cfg["text_batch_size"],
-            max_length=cfg["text_max_length"],
-        )
-        write_features(
-            out,
-            texts.index.to_numpy(),
-            feats,
-            {
-                **meta,
-                "encoder": text_encoder_info(cfg.get("text_encoder")),
-                "max_length": cfg["text_max_length"],
-                "note_types": list(note_types),
-                "note_time": note_time,
-            },
-        )
+        _mimic_note(cfg, raw, index, meta, out)
     else:
         raise InputError(
             f"extract: unknown mimic modality {modality!r}", hint="one of lab, note, code, labels"
         )
+
+
+def _mimic_note(
+    cfg: dict[str, Any], raw: Path, index: Any, meta: dict[str, Any], out: Path
+) -> None:
+    """note: the index admissions' notes available at the prediction time, embedded."""
+    from amc.features import mimic
+    from amc.features.text import embed_texts, text_encoder_info
+
+    note_types = cfg.get("note_types", ["DS"])
+    note_time = cfg.get("note_time", "charttime")
+    texts = mimic.extract_note_texts(raw, index, note_types=note_types, note_time=note_time)
+    feats = embed_texts(
+        list(texts.values),
+        model_path=cfg.get("text_encoder"),
+        batch_size=cfg["text_batch_size"],
+        max_length=cfg["text_max_length"],
+    )
+    write_features(
+        out,
+        texts.index.to_numpy(),
+        feats,
+        {
+            **meta,
+            "encoder": text_encoder_info(cfg.get("text_encoder")),
+            "max_length": cfg["text_max_length"],
+            "note_types": list(note_types),
+            "note_time": note_time,
+        },
+    )
 
 
 def _adni(modality: str, cfg: dict[str, Any], out: Path) -> None:

@@ -2,8 +2,8 @@
 
 Global ``model`` / ``fusion`` / ``loss`` / ``train`` / ``split`` blocks are defaults;
 ``datasets.<item>.{model,fusion,loss,train,split}`` override them for one dataset. Every key, its
-default and its allowed values are defined once, in ``amc/config.py`` (reference:
-docs/params.md).
+default and its allowed values are defined once, in ``amc/config.py`` (``sources.*``:
+``amc/config_sources.py``; reference: docs/params.md).
 """
 
 from __future__ import annotations

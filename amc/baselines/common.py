@@ -152,6 +152,40 @@ def token_padding_mask(present: torch.Tensor, tokens: int) -> torch.Tensor:
     return ~valid & valid.any(dim=1, keepdim=True)
 
 
+@dataclass
+class TokenSequence:
+    """Every modality's tokens as one sequence, for the methods that fuse over all tokens at once
+    (LiMoE, FuseMoE): ``x`` (B, M*N, D), ``valid`` (B, M*N) tokens of present modalities,
+    ``padding`` the attention key padding mask (:func:`token_padding_mask`), ``modality`` (V,)
+    the modality index of each valid token (V = valid.sum()), ``shape`` (B, M, N, D)."""
+
+    x: torch.Tensor
+    valid: torch.Tensor
+    padding: torch.Tensor
+    modality: torch.Tensor
+    shape: tuple[int, int, int, int]
+
+
+def token_sequence(tokens: torch.Tensor, present: torch.Tensor) -> TokenSequence:
+    """(B, M, N, D) tokens and the (B, M) present mask -> one :class:`TokenSequence`."""
+    b, m, n, d = tokens.shape
+    x = tokens.reshape(b, m * n, d)
+    valid = present.repeat_interleave(n, dim=1)  # (B, M*N)
+    padding = token_padding_mask(present, n)
+    modality = torch.arange(m, device=x.device).repeat_interleave(n).expand(b, -1)[valid]
+    return TokenSequence(x, valid, padding, modality, (b, m, n, d))
+
+
+def add_on_valid(
+    x: torch.Tensor, valid: torch.Tensor, out: torch.Tensor, dropout: nn.Module
+) -> torch.Tensor:
+    """Residual update of the valid tokens only: x (B, L, D), valid (B, L), out (V, D) the
+    update of the V valid tokens (e.g. an MoE's output) -> x + dropout(out scattered back)."""
+    delta = x.new_zeros(x.shape)
+    delta[valid] = out.to(x.dtype)
+    return x + dropout(delta)
+
+
 class FusionAttentionLayer(nn.Module):
     """Pre-norm multi-head self-attention with a residual: (B, L, D) -> (B, L, D)."""
 

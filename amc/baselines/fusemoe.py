@@ -25,11 +25,12 @@ from amc.baselines.common import (
     BaselineOutput,
     FusionAttentionLayer,
     ModalityEncoders,
+    add_on_valid,
     make_head,
     masked_mean,
     resolve_options,
     resolve_present,
-    token_padding_mask,
+    token_sequence,
 )
 from amc.model.moe import load_balancing_loss
 from amc.model.network import AMCConfig, ModalityInput
@@ -120,18 +121,14 @@ class FuseMoE(nn.Module):
     ) -> BaselineOutput:
         present = resolve_present(present, inputs, len(self.names))
         tokens = self.encoders(inputs, present) + self.type_embedding[:, None]
-        b, m, n, d = tokens.shape
-        x = tokens.reshape(b, m * n, d)
-        valid = present.repeat_interleave(n, dim=1)
-        padding = token_padding_mask(present, n)
-        modality = torch.arange(m, device=x.device).repeat_interleave(n).expand(b, -1)[valid]
+        seq = token_sequence(tokens, present)
+        x, valid, padding, modality = seq.x, seq.valid, seq.padding, seq.modality
+        b, m, n, d = seq.shape
         balance = []
         for attn, norm, moe in zip(self.attn, self.norms, self.moes, strict=True):
             x = attn(x, padding)
             out, bal = moe(norm(x[valid]), modality)
-            delta = x.new_zeros(x.shape)
-            delta[valid] = out.to(x.dtype)
-            x = x + self.dropout(delta)
+            x = add_on_valid(x, valid, out, self.dropout)
             balance.append(bal.float())
         per_modality = masked_mean(self.norm(x).view(b, m, n, d), valid.view(b, m, n), dim=2)
         pooled = masked_mean(per_modality, present, dim=1)  # (B, D)

@@ -28,11 +28,12 @@ from amc.baselines.common import (
     BaselineOutput,
     FusionAttentionLayer,
     ModalityEncoders,
+    add_on_valid,
     make_head,
     masked_mean,
     resolve_options,
     resolve_present,
-    token_padding_mask,
+    token_sequence,
 )
 from amc.model.moe import SparseMoE
 from amc.model.network import AMCConfig, ModalityInput
@@ -87,9 +88,7 @@ class LiMoELayer(nn.Module):
         h = self.norm(x[valid])  # (T_valid, D): absent tokens are never routed
         out, balance = self.moe(h)
         probs = self.moe.gate(h).float().softmax(dim=-1)
-        delta = x.new_zeros(x.shape)
-        delta[valid] = out.to(x.dtype)
-        return x + self.dropout(delta), balance, probs
+        return add_on_valid(x, valid, out, self.dropout), balance, probs
 
 
 class LiMoE(nn.Module):
@@ -131,11 +130,8 @@ class LiMoE(nn.Module):
     ) -> BaselineOutput:
         present = resolve_present(present, inputs, len(self.names))
         tokens = self.encoders(inputs, present) + self.type_embedding[:, None]
-        b, m, n, d = tokens.shape
-        x = tokens.reshape(b, m * n, d)
-        valid = present.repeat_interleave(n, dim=1)  # (B, M*N)
-        padding = token_padding_mask(present, n)
-        modality = torch.arange(m, device=x.device).repeat_interleave(n).expand(b, -1)[valid]
+        seq = token_sequence(tokens, present)
+        x, valid, padding, modality, m = seq.x, seq.valid, seq.padding, seq.modality, seq.shape[1]
         balance, local, global_ = [], [], []
         for layer in self.layers:
             x, bal, probs = layer(x, padding, valid)

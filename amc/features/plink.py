@@ -94,6 +94,69 @@ def read_plink_header(path: str | os.PathLike) -> list[str]:
     return variants
 
 
+def _raw_sample_ids(
+    path: Path, id_field: int, id_column: str, wanted: set[str] | None
+) -> tuple[list[str], set[int], int]:
+    """First pass over a ``.raw`` file, ids only: the kept ids (file order), their line
+    numbers and the number of samples in the file; a duplicated id raises."""
+    ids: list[str] = []
+    keep_lines: set[int] = set()
+    seen: set[str] = set()
+    for lineno, line in _lines(path):
+        fields = line.split(maxsplit=2)
+        if len(fields) < 2:
+            raise InputError(f"{path}: line {lineno} has fewer than 2 fields")
+        pid = fields[id_field].decode("utf-8", errors="replace")
+        if pid in seen:
+            raise InputError(
+                f"{path}: sample {pid!r} appears twice ({id_column}, line {lineno})",
+                hint="one line per sample",
+            )
+        seen.add(pid)
+        if wanted is None or pid in wanted:
+            ids.append(pid)
+            keep_lines.add(lineno)
+    return ids, keep_lines, len(seen)
+
+
+def _fill_raw_dosages(
+    path: Path,
+    ids: list[str],
+    keep_lines: set[int],
+    n_lines: int,
+    n_all: int,
+    col_idx: np.ndarray | None,
+    out: np.ndarray,
+) -> None:
+    """Second pass: parse the dosages of the kept lines row by row into ``out`` (P, V), in
+    place; ``n_all`` is the header's variant count, ``col_idx`` the selected columns."""
+    row = 0
+    for lineno, line in tqdm(
+        _lines(path), total=n_lines, desc=f"PLINK {path.name}", unit="sample", disable=None
+    ):
+        if lineno not in keep_lines:
+            continue
+        parts = line.split(maxsplit=6)
+        if len(parts) < 7:
+            raise InputError(f"{path}: line {lineno} ({ids[row]}) has no dosage fields")
+        text = parts[6].replace(b"NA", b"nan")
+        try:
+            values = np.fromstring(text, dtype=np.float32, sep=" ")  # C parser, no Python floats
+        except ValueError as exc:
+            raise InputError(
+                f"{path}: line {lineno} ({ids[row]}): non-numeric dosage",
+                hint="dosages must be numbers or NA",
+            ) from exc
+        if values.size != n_all:
+            raise InputError(
+                f"{path}: line {lineno} ({ids[row]}) has {values.size} dosages, header has "
+                f"{n_all} variants",
+                hint="the file is truncated or was edited; re-export it with plink",
+            )
+        out[row] = values if col_idx is None else values[col_idx]
+        row += 1
+
+
 def read_plink_raw(
     path: str | os.PathLike,
     patient_ids: Iterable[str] | None = None,
@@ -145,57 +208,14 @@ def read_plink_raw(
         col_idx, names = _variant_columns(names, variants, path, "the header")
     wanted = None if patient_ids is None else {str(p) for p in patient_ids}
 
-    # pass 1: sample ids only
-    ids: list[str] = []
-    keep_lines: set[int] = set()
-    seen: set[str] = set()
-    for lineno, line in _lines(path):
-        fields = line.split(maxsplit=2)
-        if len(fields) < 2:
-            raise InputError(f"{path}: line {lineno} has fewer than 2 fields")
-        pid = fields[id_field].decode("utf-8", errors="replace")
-        if pid in seen:
-            raise InputError(
-                f"{path}: sample {pid!r} appears twice ({id_column}, line {lineno})",
-                hint="one line per sample",
-            )
-        seen.add(pid)
-        if wanted is None or pid in wanted:
-            ids.append(pid)
-            keep_lines.add(lineno)
-
-    # pass 2: parse dosages row by row into the preallocated output
+    ids, keep_lines, n_lines = _raw_sample_ids(path, id_field, id_column, wanted)
     n_all = len(read_plink_header(path))
     if pad_columns < 0:
         raise InputError(f"pad_columns={pad_columns}", hint="must be >= 0")
     n_var = len(names)
     out = np.empty((len(ids), n_var + pad_columns), dtype=np.float32)
     out[:, n_var:] = 0.0
-    row = 0
-    for lineno, line in tqdm(
-        _lines(path), total=len(seen), desc=f"PLINK {path.name}", unit="sample", disable=None
-    ):
-        if lineno not in keep_lines:
-            continue
-        parts = line.split(maxsplit=6)
-        if len(parts) < 7:
-            raise InputError(f"{path}: line {lineno} ({ids[row]}) has no dosage fields")
-        text = parts[6].replace(b"NA", b"nan")
-        try:
-            values = np.fromstring(text, dtype=np.float32, sep=" ")  # C parser, no Python floats
-        except ValueError as exc:
-            raise InputError(
-                f"{path}: line {lineno} ({ids[row]}): non-numeric dosage",
-                hint="dosages must be numbers or NA",
-            ) from exc
-        if values.size != n_all:
-            raise InputError(
-                f"{path}: line {lineno} ({ids[row]}) has {values.size} dosages, header has "
-                f"{n_all} variants",
-                hint="the file is truncated or was edited; re-export it with plink",
-            )
-        out[row, :n_var] = values if col_idx is None else values[col_idx]
-        row += 1
+    _fill_raw_dosages(path, ids, keep_lines, n_lines, n_all, col_idx, out[:, :n_var])
     logger.info("%s: %d samples x %d variants read", path, out.shape[0], n_var)
     return np.asarray(ids, dtype=object), out, names
 

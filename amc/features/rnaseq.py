@@ -22,22 +22,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from amc.data.formats import STAR_COLUMNS
 from amc.errors import InputError
 from amc.features.tcga import case_barcode
 
 log = logging.getLogger(__name__)
 
-STAR_REQUIRED = (
-    "gene_id",
-    "gene_name",
-    "gene_type",
-    "unstranded",
-    "stranded_first",
-    "stranded_second",
-    "tpm_unstranded",
-    "fpkm_unstranded",
-    "fpkm_uq_unstranded",
-)
+STAR_REQUIRED = STAR_COLUMNS  # every column of the format is required
 VALUE_COLUMNS = STAR_REQUIRED[3:]
 SHEET_REQUIRED = ("File ID", "File Name", "Case ID", "Sample Type")
 # Tumour sample types usable when a case has no primary tumour file; normals never represent a
@@ -189,6 +180,106 @@ class RnaMatrix(NamedTuple):
     gene_ids: np.ndarray  # (G,) str, sorted
 
 
+def _drop_unknown_cases(
+    sheet: pd.DataFrame, case_ids: Iterable[str], counts: dict[str, int]
+) -> pd.DataFrame:
+    """The sample-sheet rows of cases with a clinical record; the others counted and logged."""
+    known = {str(c) for c in case_ids}
+    in_clinical = sheet["Case ID"].isin(known)
+    counts["no_clinical_files"] = int((~in_clinical).sum())
+    if counts["no_clinical_files"]:
+        log.warning(
+            "%d RNA file(s) of %d case(s) with no clinical record dropped (e.g. %s)",
+            counts["no_clinical_files"],
+            sheet.loc[~in_clinical, "Case ID"].nunique(),
+            ", ".join(sheet.loc[~in_clinical, "Case ID"].unique()[:5]),
+        )
+    return sheet[in_clinical]
+
+
+def _tumour_files(
+    sheet: pd.DataFrame, sample_sheet: str | os.PathLike, counts: dict[str, int]
+) -> pd.DataFrame:
+    """Per case its ``Primary Tumor`` rows, else its other tumour rows; normal-only cases
+    are counted and left out."""
+    chosen: list[pd.DataFrame] = []
+    for case, rows in sheet.groupby("Case ID", sort=True):
+        primary = rows[rows["Sample Type"].isin(_PRIMARY)]
+        if primary.empty:
+            primary = rows[rows["Sample Type"].isin(_OTHER_TUMOUR)]
+        if primary.empty:
+            counts["normal_only_cases"] += 1
+            log.info(
+                "case %s has only non-tumour RNA samples (%s); skipped",
+                case,
+                ", ".join(sorted(rows["Sample Type"].unique())),
+            )
+            continue
+        chosen.append(primary)
+    if not chosen:
+        raise InputError(
+            f"{sample_sheet}: no tumour RNA file left for any case",
+            hint="check the sample sheet's Case ID against the clinical table",
+        )
+    return pd.concat(chosen)
+
+
+def _sum_per_case(
+    use: pd.DataFrame,
+    rna_dir: Path,
+    value: str,
+    gene_types: Sequence[str] | None,
+    counts: dict[str, int],
+    show_progress: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, int], np.ndarray]:
+    """Per case the linear-scale sum of ``value`` over its files and the file count, on the
+    sorted gene ids of the first file (every later file must carry them all)."""
+    gene_ids: np.ndarray | None = None
+    sums: dict[str, np.ndarray] = {}
+    n_files: dict[str, int] = {}
+    for file_id, file_name, case in tqdm(
+        list(zip(use["File ID"], use["File Name"], use["Case ID"], strict=True)),
+        desc="RNA-seq files",
+        unit="file",
+        disable=None if show_progress else True,
+    ):
+        path = _locate(rna_dir, file_id, file_name)
+        if path is None:
+            counts["missing_files"] += 1
+            log.warning(
+                "RNA file %s/%s listed in the sample sheet is not in %s; skipped",
+                file_id,
+                file_name,
+                rna_dir,
+            )
+            continue
+        df = read_star_counts(path)
+        if gene_types is not None:
+            df = df[df["gene_type"].isin(list(gene_types))]
+        series = df.set_index("gene_id")[value]
+        if gene_ids is None:
+            gene_ids = np.sort(series.index.to_numpy(dtype=str))
+            if gene_ids.size == 0:
+                raise InputError(
+                    f"{path}: no gene of type(s) {list(gene_types or [])}", hint="check gene_types"
+                )
+        missing = np.setdiff1d(gene_ids, series.index.to_numpy(dtype=str))
+        if missing.size:
+            raise InputError(
+                f"{path}: {missing.size} gene(s) of the first file missing, e.g. {missing[0]}",
+                hint="all files must come from the same GDC release (same gene model)",
+            )
+        vec = series.reindex(gene_ids).to_numpy(dtype=np.float64)
+        sums[case] = sums.get(case, 0.0) + vec
+        n_files[case] = n_files.get(case, 0) + 1
+    if not sums:
+        raise InputError(
+            f"{rna_dir}: none of the {len(use)} RNA files of the sample sheet found",
+            hint="rna_dir must hold <File ID>/<File Name> as the GDC client downloads them",
+        )
+    return sums, n_files, gene_ids
+
+
 def build_rna_matrix(
     sample_sheet: str | os.PathLike,
     rna_dir: str | os.PathLike,
@@ -236,82 +327,9 @@ def build_rna_matrix(
         "normal_only_cases": 0,
     }
     if case_ids is not None:
-        known = {str(c) for c in case_ids}
-        in_clinical = sheet["Case ID"].isin(known)
-        counts["no_clinical_files"] = int((~in_clinical).sum())
-        if counts["no_clinical_files"]:
-            log.warning(
-                "%d RNA file(s) of %d case(s) with no clinical record dropped (e.g. %s)",
-                counts["no_clinical_files"],
-                sheet.loc[~in_clinical, "Case ID"].nunique(),
-                ", ".join(sheet.loc[~in_clinical, "Case ID"].unique()[:5]),
-            )
-        sheet = sheet[in_clinical]
-
-    chosen: list[pd.DataFrame] = []
-    for case, rows in sheet.groupby("Case ID", sort=True):
-        primary = rows[rows["Sample Type"].isin(_PRIMARY)]
-        if primary.empty:
-            primary = rows[rows["Sample Type"].isin(_OTHER_TUMOUR)]
-        if primary.empty:
-            counts["normal_only_cases"] += 1
-            log.info(
-                "case %s has only non-tumour RNA samples (%s); skipped",
-                case,
-                ", ".join(sorted(rows["Sample Type"].unique())),
-            )
-            continue
-        chosen.append(primary)
-    if not chosen:
-        raise InputError(
-            f"{sample_sheet}: no tumour RNA file left for any case",
-            hint="check the sample sheet's Case ID against the clinical table",
-        )
-    use = pd.concat(chosen)
-
-    gene_ids: np.ndarray | None = None
-    sums: dict[str, np.ndarray] = {}
-    n_files: dict[str, int] = {}
-    for file_id, file_name, case in tqdm(
-        list(zip(use["File ID"], use["File Name"], use["Case ID"], strict=True)),
-        desc="RNA-seq files",
-        unit="file",
-        disable=None if show_progress else True,
-    ):
-        path = _locate(rna_dir, file_id, file_name)
-        if path is None:
-            counts["missing_files"] += 1
-            log.warning(
-                "RNA file %s/%s listed in the sample sheet is not in %s; skipped",
-                file_id,
-                file_name,
-                rna_dir,
-            )
-            continue
-        df = read_star_counts(path)
-        if gene_types is not None:
-            df = df[df["gene_type"].isin(list(gene_types))]
-        series = df.set_index("gene_id")[value]
-        if gene_ids is None:
-            gene_ids = np.sort(series.index.to_numpy(dtype=str))
-            if gene_ids.size == 0:
-                raise InputError(
-                    f"{path}: no gene of type(s) {list(gene_types or [])}", hint="check gene_types"
-                )
-        missing = np.setdiff1d(gene_ids, series.index.to_numpy(dtype=str))
-        if missing.size:
-            raise InputError(
-                f"{path}: {missing.size} gene(s) of the first file missing, e.g. {missing[0]}",
-                hint="all files must come from the same GDC release (same gene model)",
-            )
-        vec = series.reindex(gene_ids).to_numpy(dtype=np.float64)
-        sums[case] = sums.get(case, 0.0) + vec
-        n_files[case] = n_files.get(case, 0) + 1
-    if not sums:
-        raise InputError(
-            f"{rna_dir}: none of the {len(use)} RNA files of the sample sheet found",
-            hint="rna_dir must hold <File ID>/<File Name> as the GDC client downloads them",
-        )
+        sheet = _drop_unknown_cases(sheet, case_ids, counts)
+    use = _tumour_files(sheet, sample_sheet, counts)
+    sums, n_files, gene_ids = _sum_per_case(use, rna_dir, value, gene_types, counts, show_progress)
     cases = np.array(sorted(sums), dtype=object)
     matrix = np.stack([np.log1p(np.maximum(sums[c] / n_files[c], 0.0)) for c in cases])
     counts.update(

@@ -98,6 +98,67 @@ def _to_days(values: pd.Series) -> pd.Series:
     return pd.to_numeric(cleaned, errors="coerce")
 
 
+def _clinical_rows(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Per clinical row: ``patient_id`` (case barcode), ``project_id``, ``vital`` status and
+    ``death`` / ``follow`` days; missing required columns raise naming the file."""
+    id_col = next(
+        (
+            c
+            for c in ("case_submitter_id", "submitter_id", "case_id", "patient_id")
+            if c in df.columns
+        ),
+        None,
+    )
+    required = ["vital_status", "days_to_death", "days_to_last_follow_up"]
+    missing = [c for c in required if c not in df.columns]
+    if id_col is None:
+        missing.insert(0, "case_submitter_id or case_id")
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {missing}",
+            hint="expected a GDC clinical export with case_id, project_id, "
+            "vital_status, days_to_death, days_to_last_follow_up",
+        )
+    return pd.DataFrame(
+        {
+            "patient_id": df[id_col].astype(str).str.strip().map(case_barcode),
+            "project_id": df["project_id"].astype(str).str.strip().str.upper()
+            if "project_id" in df.columns
+            else "",
+            "vital": df["vital_status"].astype(str).str.strip().str.lower(),
+            "death": _to_days(df["days_to_death"]),
+            "follow": _to_days(df["days_to_last_follow_up"]),
+        }
+    )
+
+
+def _survival_per_patient(out: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """One ``patient_id, project_id, time, event`` row per patient with a usable time; the
+    others are counted in the log."""
+    dead = out["vital"] == "dead"
+    alive = out["vital"] == "alive"
+    out = out.assign(
+        event=dead.astype(int),
+        time=np.where(dead, out["death"], np.where(alive, out["follow"], np.nan)),
+    )
+    # One row per patient: dead wins over alive (a later record), then the largest time.
+    out = out.sort_values(["patient_id", "event", "time"], na_position="first")
+    per_patient = out.groupby("patient_id", sort=True).tail(1)
+    n_patients = len(per_patient)
+    usable = per_patient["time"].notna() & (per_patient["time"] >= 0)
+    dropped = per_patient.loc[~usable, "patient_id"].tolist()
+    if dropped:
+        log.warning(
+            "%s: %d of %d cases have no usable survival time and are dropped (e.g. %s)",
+            path,
+            len(dropped),
+            n_patients,
+            ", ".join(dropped[:5]),
+        )
+    result = per_patient.loc[usable, ["patient_id", "project_id", "time", "event"]]
+    return result.astype({"time": float, "event": int}).reset_index(drop=True)
+
+
 def load_clinical(path: str | os.PathLike, project: str | None = None) -> pd.DataFrame:
     """Survival labels from a GDC clinical export.
 
@@ -127,36 +188,7 @@ def load_clinical(path: str | os.PathLike, project: str | None = None) -> pd.Dat
             f"{path}: clinical table not found",
             hint="set the TCGA clinical path in params (GDC clinical.tsv)",
         )
-    df = _normalise_clinical_columns(_read_delimited(path))
-    id_col = next(
-        (
-            c
-            for c in ("case_submitter_id", "submitter_id", "case_id", "patient_id")
-            if c in df.columns
-        ),
-        None,
-    )
-    required = ["vital_status", "days_to_death", "days_to_last_follow_up"]
-    missing = [c for c in required if c not in df.columns]
-    if id_col is None:
-        missing.insert(0, "case_submitter_id or case_id")
-    if missing:
-        raise InputError(
-            f"{path}: missing column(s) {missing}",
-            hint="expected a GDC clinical export with case_id, project_id, "
-            "vital_status, days_to_death, days_to_last_follow_up",
-        )
-    out = pd.DataFrame(
-        {
-            "patient_id": df[id_col].astype(str).str.strip().map(case_barcode),
-            "project_id": df["project_id"].astype(str).str.strip().str.upper()
-            if "project_id" in df.columns
-            else "",
-            "vital": df["vital_status"].astype(str).str.strip().str.lower(),
-            "death": _to_days(df["days_to_death"]),
-            "follow": _to_days(df["days_to_last_follow_up"]),
-        }
-    )
+    out = _clinical_rows(_normalise_clinical_columns(_read_delimited(path)), path)
     n_rows = len(out)
     out = out[out["patient_id"].str.len() > 0]
     if project:
@@ -168,28 +200,7 @@ def load_clinical(path: str | os.PathLike, project: str | None = None) -> pd.Dat
                 f"{path}: no case of project {want}",
                 hint="check the dataset's project code (e.g. UCEC, LUAD)",
             )
-    dead = out["vital"] == "dead"
-    alive = out["vital"] == "alive"
-    out = out.assign(
-        event=dead.astype(int),
-        time=np.where(dead, out["death"], np.where(alive, out["follow"], np.nan)),
-    )
-    # One row per patient: dead wins over alive (a later record), then the largest time.
-    out = out.sort_values(["patient_id", "event", "time"], na_position="first")
-    per_patient = out.groupby("patient_id", sort=True).tail(1)
-    n_patients = len(per_patient)
-    usable = per_patient["time"].notna() & (per_patient["time"] >= 0)
-    dropped = per_patient.loc[~usable, "patient_id"].tolist()
-    if dropped:
-        log.warning(
-            "%s: %d of %d cases have no usable survival time and are dropped (e.g. %s)",
-            path,
-            len(dropped),
-            n_patients,
-            ", ".join(dropped[:5]),
-        )
-    result = per_patient.loc[usable, ["patient_id", "project_id", "time", "event"]]
-    result = result.astype({"time": float, "event": int}).reset_index(drop=True)
+    result = _survival_per_patient(out, path)
     log.info(
         "%s: %d rows -> %d patients with survival labels (%d events)",
         path,

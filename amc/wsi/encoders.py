@@ -287,6 +287,32 @@ def _load_torchscript(path: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     return module, info
 
 
+def _resolve_encoder(
+    name_or_path: str,
+    architecture: str | None,
+    weights: str | Path | None,
+    config: Mapping[str, Any] | None,
+) -> tuple[torch.nn.Module, dict[str, Any], EncoderSpec | None, int]:
+    """The module, its identity, its registry entry (None for TorchScript) and its default
+    input size, from a registered name (with weights) or a TorchScript / state-dict file."""
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if architecture is not None and path.is_file():  # state dict + architecture
+        name, weights = architecture.lower(), path
+    name = ALIASES.get(name, name)
+    if name in REGISTRY:
+        w = Path(weights).expanduser() if weights is not None else None
+        module, info, spec = _load_registered(name, w, dict(config or {}))
+        return module, info, spec, spec.input_size or nets.efficientnet_input_size(name)
+    if path.is_file():
+        module, info = _load_torchscript(path)
+        return module, info, None, 224
+    raise InputError(
+        f"patch encoder {name!r} is neither a known name nor an existing file",
+        hint=f"one of {', '.join(encoder_names())}, or a local TorchScript file",
+    )
+
+
 def load_patch_encoder(
     name_or_path: str = DEFAULT_ENCODER,
     device: str | torch.device = "auto",
@@ -330,24 +356,7 @@ def load_patch_encoder(
             hint="auto: bf16 autocast on CUDA, fp32 on CPU",
         )
     dev = device if isinstance(device, torch.device) else select_device(str(device))
-    name = str(name_or_path)
-    path = Path(name).expanduser()
-    if architecture is not None and path.is_file():  # state dict + architecture
-        name, weights = architecture.lower(), path
-    name = ALIASES.get(name, name)
-    spec: EncoderSpec | None = None
-    if name in REGISTRY:
-        w = Path(weights).expanduser() if weights is not None else None
-        module, info, spec = _load_registered(name, w, dict(config or {}))
-        size = spec.input_size or nets.efficientnet_input_size(name)
-    elif path.is_file():
-        module, info = _load_torchscript(path)
-        size = 224
-    else:
-        raise InputError(
-            f"patch encoder {name!r} is neither a known name nor an existing file",
-            hint=f"one of {', '.join(encoder_names())}, or a local TorchScript file",
-        )
+    module, info, spec, size = _resolve_encoder(name_or_path, architecture, weights, config)
     size = int(input_size or size)
     module = module.eval()
     if optimize and spec is not None and spec.bn_pairs:

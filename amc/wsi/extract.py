@@ -61,6 +61,34 @@ def pending_jobs(
     return pending, shas
 
 
+def _plan_run(
+    paths: Mapping[str, Sequence[str | os.PathLike]], out_dir: Path, config: str
+) -> tuple[list[SlideJob], list[SlideJob], dict[str, str], dict[str, Any]]:
+    """Every slide job, the ones still to embed (no output with this ``config`` and slide
+    content yet), the slide hashes and the run summary so far; creates ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = collect_jobs(paths)
+    pending, shas = pending_jobs(jobs, out_dir, config, SlideHashes(out_dir / ".slide_sha256.json"))
+    return jobs, pending, shas, _new_summary(len(jobs), len(pending))
+
+
+def _new_summary(n_slides: int, n_pending: int) -> dict[str, Any]:
+    """The run summary before any slide is embedded (slides already done count as skipped)."""
+    summary: dict[str, Any] = {
+        "slides": n_slides,
+        "computed": 0,
+        "skipped": n_slides - n_pending,
+        "no_tissue": 0,
+        "patches": 0,
+        "failed": {},
+    }
+    if summary["skipped"]:
+        log.info(
+            "%d of %d slides done; resuming with %d", n_slides - n_pending, n_slides, n_pending
+        )
+    return summary
+
+
 def extract_slide_features(
     paths: Mapping[str, Sequence[str | os.PathLike]],
     out_dir: str | os.PathLike,
@@ -118,25 +146,8 @@ def extract_slide_features(
     )
     settings.check()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     config = config_hash(encoder.info, settings.params())
-    jobs = collect_jobs(paths)
-    pending, shas = pending_jobs(jobs, out_dir, config, SlideHashes(out_dir / ".slide_sha256.json"))
-    summary: dict[str, Any] = {
-        "slides": len(jobs),
-        "computed": 0,
-        "skipped": len(jobs) - len(pending),
-        "no_tissue": 0,
-        "patches": 0,
-        "failed": {},
-    }
-    if summary["skipped"]:
-        log.info(
-            "%d of %d slides done; resuming with %d",
-            len(jobs) - len(pending),
-            len(jobs),
-            len(pending),
-        )
+    jobs, pending, shas, summary = _plan_run(paths, out_dir, config)
     run = dict(
         encoder=encoder,
         out_dir=out_dir,

@@ -21,8 +21,9 @@ nearly no tissue; boilerplate or garbled reports; shallow or batch-shifted RNA l
 Some cases miss a modality entirely. Generation is seeded and deterministic.
 """
 
+from amc.data.formats import STAR_COLUMNS
 from amc.synthetic.tcga.cohort import generate_tcga_cohort
-from amc.synthetic.tcga.profiles import MODALITIES, SAMPLE_SHEET_COLUMNS, STAR_COLUMNS
+from amc.synthetic.tcga.profiles import MODALITIES, SAMPLE_SHEET_COLUMNS
 from amc.synthetic.tcga.rna import write_star_counts
 from amc.synthetic.tcga.slides import (
     _SlideSpec,

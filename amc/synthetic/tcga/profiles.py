@@ -10,17 +10,6 @@ import numpy as np
 
 GDC_MISSING = "'--"
 MODALITIES = ("wsi", "report", "rna")
-STAR_COLUMNS = (
-    "gene_id",
-    "gene_name",
-    "gene_type",
-    "unstranded",
-    "stranded_first",
-    "stranded_second",
-    "tpm_unstranded",
-    "fpkm_unstranded",
-    "fpkm_uq_unstranded",
-)
 SAMPLE_SHEET_COLUMNS = (
     "File ID",
     "File Name",

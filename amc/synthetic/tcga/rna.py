@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from amc.synthetic.tcga.profiles import STAR_COLUMNS, _shown, _uuid
+from amc.data.formats import STAR_COLUMNS
+from amc.synthetic.tcga.profiles import _shown, _uuid
 
 
 @dataclass(frozen=True)

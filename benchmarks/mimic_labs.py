@@ -101,7 +101,8 @@ def make_cohort(root: Path, n_rows: int, n_patients: int) -> Path:
     if (hosp / "labevents.csv.gz").is_file():
         return root
     hosp.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={"threads": 2, "enable_progress_bar": False})
+    con = duckdb.connect(config={"threads": 2})
+    con.execute("SET enable_progress_bar = false")
     try:
         admissions = _ADMISSIONS_SQL.format(out=hosp / "admissions.csv.gz")
         con.execute(admissions, {"patients": n_patients})

@@ -133,20 +133,29 @@ def _hwm_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def run_engine(engine: str, raw: Path) -> dict:
-    """One extraction in this process; returns seconds and RSS figures (KiB)."""
+def run_engine(engine: str, raw: Path, tree: str = "") -> dict:
+    """One extraction in this process; returns seconds and RSS figures (KiB).
+
+    ``tree``: another checkout whose ``amc`` is imported instead of this one (old vs new).
+    """
+    if tree:
+        sys.path.insert(0, tree)
     from amc.features.mimic import extract_lab_features, load_index_admissions
 
     if engine == "duckdb":
         import duckdb  # noqa: F401  (import cost outside the timed part, like pandas)
     before = _hwm_kib()
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     index = load_index_admissions(raw)
     _, feats, _ = extract_lab_features(raw, index, window_hours=48, engine=engine)
     n_out = int(feats[:, 4::6].sum())
     seconds = time.perf_counter() - start
+    end = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = end.ru_utime + end.ru_stime - cpu.ru_utime - cpu.ru_stime  # all threads
     peak = _hwm_kib()
-    return {"engine": engine, "seconds": seconds, "peak_kib": peak, "before_kib": before,
+    return {"engine": engine, "seconds": seconds, "cpu_seconds": cpu_s, "peak_kib": peak,
+            "before_kib": before, "output_kib": feats.nbytes // 1024,
             "results_used": n_out}  # fmt: skip
 
 
@@ -156,25 +165,34 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--patients", type=int, default=100_000)
     ap.add_argument("--engines", nargs="+", default=["duckdb", "pandas"])
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/mimic_labs.json")
-    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--tree",
+        default="",
+        help="import amc from this checkout instead (old vs new, e.g. "
+        "`git archive f1474b6 | tar -x -C /tmp/old`); the label gets @tree",
+    )
+    ap.add_argument("--worker", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        print(json.dumps(run_engine(args.worker[0], Path(args.worker[1]))))
+        print(json.dumps(run_engine(args.worker[0], Path(args.worker[1]), args.worker[2])))
         return {}
     results = []
     for rows in (int(r) for r in args.rows):
         raw = make_cohort(CACHE / f"mimic_labs_{rows}_{args.patients}", rows, args.patients)
         for engine in args.engines:
             proc = subprocess.run(
-                [sys.executable, __file__, "--worker", engine, str(raw)],
+                [sys.executable, __file__, "--worker", engine, str(raw), args.tree],
                 capture_output=True, text=True, check=True,
             )  # fmt: skip
             res = json.loads(proc.stdout.strip().splitlines()[-1]) | {"rows": rows}
+            if args.tree:
+                res["engine"] = f"{engine}@{Path(args.tree).name}"
             results.append(res)
             print(
-                f"| {rows:>11,} | {engine:6} | {res['seconds']:8.1f} s | "
-                f"{rows / res['seconds']:>10,.0f} rows/s | peak {res['peak_kib'] / 2**20:5.2f} GiB "
-                f"| before {res['before_kib'] / 2**20:5.2f} GiB | used {res['results_used']:,} |",
+                f"| {rows:>11,} | {res['engine']} | {res['seconds']:8.1f} s | "
+                f"cpu {res['cpu_seconds']:7.1f} s | peak {res['peak_kib'] / 2**20:5.2f} GiB | "
+                f"before {res['before_kib'] / 2**20:5.2f} GiB | "
+                f"output {res['output_kib'] / 2**20:5.2f} GiB | used {res['results_used']:,} |",
                 flush=True,
             )
     report = {

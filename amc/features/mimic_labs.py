@@ -269,12 +269,17 @@ def _duckdb_engine(
                     f"{path}: could not be parsed ({str(err).splitlines()[0]})",
                     hint="labevent_id and itemid must be integers, valuenum a number or empty",
                 ) from err
+            if _READ_MEMORY:
+                # the aggregate is on disk: shrink DuckDB's cache before the output is allocated
+                con.execute("CHECKPOINT")
+                con.execute(f"SET memory_limit = '{_READ_MEMORY}'")
             yield _duckdb_stats(con, path), functools.partial(_duckdb_batches, con)
         finally:
             con.close()
 
 
 _DUCK_MEMORY = "2GB"  # DuckDB's own cap; the aggregation spills to disk beyond it
+_READ_MEMORY = "256MB"  # DuckDB's cap while the aggregate is read back into the output
 _BATCH_ROWS = 1_000_000
 
 

@@ -10,14 +10,17 @@ Each engine then runs in a fresh Python process (so peak RSS is per run):
 - ``pandas``: the same function with ``engine="pandas"`` (chunked ``read_csv``, partial
   aggregates merged per chunk; single-threaded).
 
-Printed: rows, seconds, rows/s, peak RSS and RSS before the work (imports), per engine, and the
-time ratio pandas / duckdb; the JSON goes to ``--out``. Extrapolate to the real 118 M rows with
-the rows/s of the largest size (both engines are linear in rows; memory is flat in rows).
+Printed per run: rows, wall seconds, CPU seconds of the process (all threads; on a shared
+machine wall time includes waiting for a core, CPU time does not), peak RSS (``VmHWM``), RSS
+before the work (imports) and the output array's size; the JSON goes to ``--out``. Extrapolate
+to the real 118 M rows with the CPU seconds per million rows between the two largest sizes.
+``--tree DIR`` runs another checkout's ``amc`` (e.g. ``git archive <rev> | tar -x -C DIR``) for
+an old-vs-new comparison.
 
 Usage::
 
-    python benchmarks/mimic_labs.py --rows 1e6 2e6 4e6          # a scaling series
-    python benchmarks/mimic_labs.py --rows 2e7 --engines pandas  # one real-size point
+    python benchmarks/mimic_labs.py --rows 2.5e6 5e6 1e7 2e7 --engines duckdb  # scaling series
+    python benchmarks/mimic_labs.py --rows 5e6 --engines duckdb pandas           # both engines
 """
 
 from __future__ import annotations

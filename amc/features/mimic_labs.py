@@ -9,7 +9,7 @@ result with the latest ``(charttime, labevent_id)``. Absent items: zeros and ``m
 Two engines give the same table:
 
 * ``duckdb`` (default): one streaming DuckDB query over the gzip CSV aggregates per (admission,
-  item) into a table of a temporary on-disk DuckDB database (capped at 2 GB, spilling to the same
+  item) into a table of a temporary on-disk DuckDB database (capped at 1 GB, spilling to the same
   folder); the table is then read back in batches of a million rows straight into the output
   array. Peak memory is the output array plus a bounded working set, flat in the number of lab
   rows (``benchmarks/mimic_labs.py``: 2.5-20 M rows);
@@ -280,7 +280,7 @@ def _duckdb_engine(
             con.close()
 
 
-_DUCK_MEMORY = "2GB"  # DuckDB's own cap; the aggregation spills to disk beyond it
+_DUCK_MEMORY = "1GB"  # DuckDB's own cap; the aggregation spills to disk beyond it
 _READ_MEMORY = "256MB"  # DuckDB's cap while the aggregate is read back into the output
 _BATCH_ROWS = 1_000_000
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -65,24 +66,31 @@ def main(argv: list[str] | None = None) -> dict:
     body = args.max_length - 2 - 32
     windows = int(sum(max(1, -(-(n - 32) // body)) for n in n_tokens))
 
-    def once() -> float:
-        start = time.perf_counter()
+    def once() -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
         embed_texts(
             notes, model_path=args.model, batch_size=args.batch_size,
             max_length=args.max_length, device=args.device, show_progress=False,
         )  # fmt: skip
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
     once()
-    secs = statistics.median(once() for _ in range(args.repeats))
+    timings = [once() for _ in range(args.repeats)]
+    secs = statistics.median(t for t, _ in timings)
+    # process CPU seconds (all threads): on a shared machine wall time includes waiting for a
+    # core; CPU time does not, and with one thread it is the uncontended wall time
+    cpu_secs = statistics.median(c for _, c in timings)
     rate = args.notes / secs
     out = {
         "device": args.device, "threads": args.threads, "notes": args.notes,
         "chars": args.chars, "mean_tokens": float(np.mean(n_tokens)), "windows": windows,
-        "seconds": secs, "notes_per_s": rate, "windows_per_s": windows / secs,
+        "batch_size": args.batch_size, "max_length": args.max_length,
+        "seconds": secs, "cpu_seconds": cpu_secs, "notes_per_s": rate,
+        "notes_per_cpu_s": args.notes / cpu_secs, "windows_per_s": windows / secs,
+        "load_average": os.getloadavg()[0],
         "extrapolated_hours_total": args.total / rate / 3600, "total": args.total,
     }  # fmt: skip
-    print(json.dumps(out, indent=2))
+    print(json.dumps(out))
     return out
 
 

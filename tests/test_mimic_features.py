@@ -279,6 +279,27 @@ def test_lab_engines_agree(raw: Path, window: float) -> None:
     np.testing.assert_allclose(a[1], b[1], rtol=1e-6)
 
 
+def test_lab_duckdb_batches_and_spill_folder(raw: Path, monkeypatch, tmp_path: Path) -> None:
+    """The DuckDB aggregate read back two rows at a time gives the same table, and the
+    temporary database folder is gone afterwards (also after an error)."""
+    from amc.features import mimic_labs
+
+    index = _index(raw)
+    whole = extract_lab_features(raw, index, engine="duckdb")
+    monkeypatch.setattr(mimic_labs, "_BATCH_ROWS", 2)
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(mimic_labs.tempfile, "tempdir", str(spill))
+    batched = extract_lab_features(raw, index, engine="duckdb")
+    assert batched[2] == whole[2]
+    np.testing.assert_array_equal(batched[1], whole[1])
+    assert list(spill.iterdir()) == []
+    _write(raw, "hosp/labevents.csv.gz", LABEVENTS.replace(",2.0,2.0,", ",2.0,inf,"))
+    with pytest.raises(InputError, match=r"labevents\.csv\.gz: non-finite"):
+        extract_lab_features(raw, index, engine="duckdb")
+    assert list(spill.iterdir()) == []
+
+
 @pytest.mark.parametrize("engine", ["duckdb", "pandas"])
 def test_lab_max_items_keeps_the_most_frequent_items(raw: Path, engine: str) -> None:
     index = _index(raw)

@@ -8,21 +8,26 @@ result with the latest ``(charttime, labevent_id)``. Absent items: zeros and ``m
 
 Two engines give the same table:
 
-* ``duckdb`` (default): one streaming DuckDB query over the gzip CSV (parallel parse, hash
-  aggregate per (admission, item), bounded memory with spilling to a temporary folder). On the
-  benchmark (``benchmarks/mimic_labs.py``) it was 2.7x faster than the pandas engine with a
-  third of its peak memory;
+* ``duckdb`` (default): one streaming DuckDB query over the gzip CSV aggregates per (admission,
+  item) into a table of a temporary on-disk DuckDB database (capped at 1 GB, spilling to the same
+  folder); the table is then read back in batches of a million rows straight into the output
+  array. Peak memory is the output array plus a bounded working set, flat in the number of lab
+  rows (``benchmarks/mimic_labs.py``: 2.5-20 M rows);
 * ``pandas``: chunked ``read_csv`` with partial aggregates merged after every chunk; the
-  reference implementation, used to cross-check the DuckDB query in the tests.
+  reference implementation, used to cross-check the DuckDB query in the tests (about twice the
+  CPU time of DuckDB, and its aggregate table grows with the number of (admission, item) pairs).
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -98,33 +103,19 @@ def extract_lab_features(
     """
     from amc.features import mimic
 
-    if window_hours <= 0:
-        raise InputError(f"window_hours={window_hours} must be > 0")
-    if chunksize < 1:
-        raise InputError(f"chunksize={chunksize} must be >= 1")
-    if max_items is not None and max_items < 1:
-        raise InputError(f"sources.mimic.lab_max_items={max_items}", hint="null or >= 1")
-    if engine not in ENGINES:
-        raise InputError(f"sources.mimic.lab_engine={engine!r}", hint=f"one of {ENGINES}")
+    _check_arguments(window_hours, chunksize, engine, max_items)
     raw_dir = Path(raw_dir)
-    items = mimic._read(raw_dir, mimic.D_LABITEMS, ["itemid", "label"])
-    labels = dict(
-        zip(items["itemid"].astype("int64"), items["label"].fillna("").astype(str), strict=True)
-    )
+    labels = _item_labels(raw_dir)
     mimic._hadm_set(index)
     path = mimic._path(raw_dir, mimic.LABEVENTS)
     mimic._check_columns(path, ["labevent_id", "subject_id", *_COLS])
     limits = _limits(index, window_hours)
     known = np.array(sorted(labels), dtype=np.int64)
     run = _duckdb_engine if engine == "duckdb" else _pandas_engine
-    agg, stats = run(path, limits, known, chunksize=chunksize, threads=threads)
-    items = _select_items(stats["numeric_counts"], max_items)
-    feats, names = _to_features(index, agg, items, labels)
-    if not np.isfinite(feats).all():
-        raise InputError(
-            f"{path}: non-finite valuenum in the window",
-            hint="valuenum must be a finite number or empty",
-        )
+    with run(path, limits, known, chunksize=chunksize, threads=threads) as (stats, batches):
+        items = _select_items(stats["numeric_counts"], max_items)
+        feats, used = _to_features(index, batches(items), items, path)
+    names = lab_feature_names(items, labels)
     no_labs = int((feats[:, 5::6] == 1).all(axis=1).sum()) if names else len(index)
     logger.info(
         "labevents (%s): %d rows read, %d used (%d items, window %.0f h, up to the prediction "
@@ -132,7 +123,7 @@ def extract_lab_features(
         "%d of %d index admissions without labs",
         engine,
         stats["rows"],
-        int(agg["count"].sum()),
+        used,
         len(items),
         window_hours,
         stats["unknown_rows"],
@@ -147,6 +138,29 @@ def extract_lab_features(
 _COLS = ["hadm_id", "itemid", "charttime", "valuenum"]
 
 
+def _check_arguments(
+    window_hours: float, chunksize: int, engine: str, max_items: int | None
+) -> None:
+    if window_hours <= 0:
+        raise InputError(f"window_hours={window_hours} must be > 0")
+    if chunksize < 1:
+        raise InputError(f"chunksize={chunksize} must be >= 1")
+    if max_items is not None and max_items < 1:
+        raise InputError(f"sources.mimic.lab_max_items={max_items}", hint="null or >= 1")
+    if engine not in ENGINES:
+        raise InputError(f"sources.mimic.lab_engine={engine!r}", hint=f"one of {ENGINES}")
+
+
+def _item_labels(raw_dir: Path) -> dict[int, str]:
+    """itemid -> label of ``d_labitems`` (the items a lab result may have)."""
+    from amc.features import mimic
+
+    items = mimic._read(raw_dir, mimic.D_LABITEMS, ["itemid", "label"])
+    return dict(
+        zip(items["itemid"].astype("int64"), items["label"].fillna("").astype(str), strict=True)
+    )
+
+
 def _select_items(numeric_counts: pd.Series, max_items: int | None) -> list[int]:
     """Items with numeric results, sorted by itemid; the most frequent ``max_items`` if set."""
     counts = numeric_counts[numeric_counts > 0]
@@ -157,26 +171,37 @@ def _select_items(numeric_counts: pd.Series, max_items: int | None) -> list[int]
 
 
 def _to_features(
-    index: pd.DataFrame, agg: pd.DataFrame, items: Sequence[int], labels: dict[int, str]
-) -> tuple[np.ndarray, list[str]]:
-    item_list = sorted(int(i) for i in items)
-    names = lab_feature_names(item_list, labels)
+    index: pd.DataFrame, batches: Iterable[pd.DataFrame], items: Sequence[int], path: Path
+) -> tuple[np.ndarray, int]:
+    """Scatter aggregate batches into the (P, 6 * I) output; returns it and the results used.
+
+    Batches (``_AGG_COLUMNS``, one row per (admission, item) of ``items``) are consumed one at a
+    time, so memory is the output array plus one batch, whatever the number of lab rows.
+    """
     n_pat = len(index)
-    feats = np.zeros((n_pat, len(item_list), len(LAB_STATS)), dtype=np.float32)
+    feats = np.zeros((n_pat, len(items), len(LAB_STATS)), dtype=np.float32)
     feats[:, :, LAB_STATS.index("missing")] = 1.0
-    agg = agg[agg["itemid"].isin(item_list)]
-    if len(agg) and item_list:
-        pos = {int(h): i for i, h in enumerate(index["hadm_id"].astype("int64").to_numpy())}
-        col = {it: k for k, it in enumerate(item_list)}
-        rows = agg["hadm_id"].map(pos).to_numpy()
-        cols = agg["itemid"].map(col).to_numpy()
-        feats[rows, cols, 0] = (agg["sum"] / agg["count"]).to_numpy()
-        feats[rows, cols, 1] = agg["min"].to_numpy()
-        feats[rows, cols, 2] = agg["max"].to_numpy()
-        feats[rows, cols, 3] = agg["last"].to_numpy()
+    pos = pd.Series(np.arange(n_pat), index=index["hadm_id"].astype("int64").to_numpy())
+    col = pd.Series(np.arange(len(items)), index=np.asarray(items, dtype=np.int64))
+    used = 0
+    for agg in batches:
+        if agg.empty:
+            continue
+        rows = pos.reindex(agg["hadm_id"].to_numpy()).to_numpy()
+        cols = col.reindex(agg["itemid"].to_numpy()).to_numpy()
+        values = np.stack(
+            [agg["sum"] / agg["count"], agg["min"], agg["max"], agg["last"]], axis=1
+        ).astype(np.float32)
+        if not np.isfinite(values).all():
+            raise InputError(
+                f"{path}: non-finite valuenum in the window",
+                hint="valuenum must be a finite number or empty",
+            )
+        feats[rows, cols, :4] = values
         feats[rows, cols, 4] = agg["count"].to_numpy()
         feats[rows, cols, 5] = 0.0
-    return feats.reshape(n_pat, -1), names
+        used += int(agg["count"].sum())
+    return feats.reshape(n_pat, -1), used
 
 
 # ------------------------------------------------------------------------------------ DuckDB
@@ -216,50 +241,102 @@ _DUCK_COLUMNS = {
 }  # fmt: skip
 
 
-def _duckdb_engine(path: Path, limits: pd.DataFrame, known: np.ndarray, **kw) -> tuple:
+@contextlib.contextmanager
+def _duckdb_engine(
+    path: Path, limits: pd.DataFrame, known: np.ndarray, **kw: Any
+) -> Iterator[tuple[dict, Callable[[Sequence[int]], Iterator[pd.DataFrame]]]]:
+    """One pass over the CSV into an on-disk aggregate table; batches of it are read back.
+
+    The aggregate (one row per (admission, item), ~30 M at MIMIC-IV size) lives in a DuckDB
+    database file in a temporary folder, not in Python: memory is bounded by ``memory_limit``
+    (DuckDB spills to the same folder) plus one batch, flat in the number of lab rows.
+    """
     import duckdb
 
     header = pd.read_csv(path, nrows=0).columns.tolist()
     columns = {c: _DUCK_COLUMNS.get(c, _TEXT) for c in header}
-    with tempfile.TemporaryDirectory(prefix="amc-duckdb-") as spill:
-        con = duckdb.connect(config={"threads": kw.get("threads") or os.cpu_count() or 1})
+    with tempfile.TemporaryDirectory(prefix="amc-duckdb-") as work:
+        threads = kw.get("threads") or os.cpu_count() or 1
+        con = duckdb.connect(str(Path(work) / "labs.duckdb"), config={"threads": threads})
         try:
-            con.execute(f"SET temp_directory = '{spill}'")
-            con.execute("SET memory_limit = '2GB'")
+            con.execute(f"SET temp_directory = '{work}'")
+            con.execute(f"SET memory_limit = '{_DUCK_MEMORY}'")
             con.execute("SET preserve_insertion_order = false")
             con.register("idx", limits)
             con.register("known", pd.DataFrame({"itemid": known}))
-            res = con.execute(_SQL, {"path": str(path), "columns": columns}).df()
-        except duckdb.Error as err:
-            raise InputError(
-                f"{path}: could not be parsed ({str(err).splitlines()[0]})",
-                hint="labevent_id and itemid must be integers, valuenum a number or empty",
-            ) from err
+            try:
+                con.execute(f"CREATE TABLE agg AS {_SQL}", {"path": str(path), "columns": columns})
+            except duckdb.Error as err:
+                raise InputError(
+                    f"{path}: could not be parsed ({str(err).splitlines()[0]})",
+                    hint="labevent_id and itemid must be integers, valuenum a number or empty",
+                ) from err
+            if _READ_MEMORY:
+                # the aggregate is on disk: shrink DuckDB's cache before the output is allocated
+                con.execute("CHECKPOINT")
+                con.execute(f"SET memory_limit = '{_READ_MEMORY}'")
+            yield _duckdb_stats(con, path), functools.partial(_duckdb_batches, con)
         finally:
             con.close()
-    bad = res["n_bad_time"].fillna(0).sum()
-    if bad:
+
+
+_DUCK_MEMORY = "1GB"  # DuckDB's own cap; the aggregation spills to disk beyond it
+_READ_MEMORY = "256MB"  # DuckDB's cap while the aggregate is read back into the output
+_BATCH_ROWS = 1_000_000
+
+
+def _duckdb_stats(con: Any, path: Path) -> dict:
+    """Row counts of the whole file from the aggregate table (one row per item and status)."""
+    res = con.execute(
+        """SELECT itemid, is_known, sum(n_rows) AS n_rows, sum(n_numeric) AS n_numeric,
+                  sum(n_bad_time) AS n_bad_time,
+                  any_value(bad_time) FILTER (n_bad_time > 0) AS bad_time
+           FROM agg GROUP BY ALL"""
+    ).df()
+    if res["n_bad_time"].fillna(0).sum():
         example = res.loc[res["n_bad_time"] > 0, "bad_time"].iloc[0]
         raise InputError(
             f"{path}: column 'charttime' has unparseable time {example!r}",
             hint="times must look like 2180-05-06 22:23:00",
         )
-    unknown = res[~res["is_known"].astype(bool)]
-    stats = {
+    is_known = res["is_known"].astype(bool)
+    unknown = res[~is_known]
+    return {
         "rows": int(res["n_rows"].sum()),
         "non_numeric": int((res["n_rows"] - res["n_numeric"]).sum()),
         "unknown_rows": int(unknown["n_rows"].sum()),
         "unknown_ids": int(unknown["itemid"].nunique()),
-        "numeric_counts": res[res["is_known"].astype(bool) & (res["n_numeric"] > 0)]
+        "numeric_counts": res[is_known & (res["n_numeric"] > 0)]
         .groupby("itemid")["n_numeric"]
-        .sum(),
+        .sum()
+        .astype("int64"),
     }
-    agg = res[res["hadm_id"].notna()].astype({"hadm_id": "int64", "itemid": "int64"})
-    return agg[_AGG_COLUMNS].reset_index(drop=True), stats
+
+
+def _duckdb_batches(con: Any, items: Sequence[int]) -> Iterator[pd.DataFrame]:
+    """``_AGG_COLUMNS`` rows of the admissions' windows for ``items``, in batches."""
+    con.register("selected", pd.DataFrame({"itemid": np.asarray(items, dtype=np.int64)}))
+    reader = con.sql(
+        """SELECT hadm_id::BIGINT AS hadm_id, itemid, sum, count, min, max, last FROM agg
+           WHERE hadm_id IS NOT NULL AND itemid IN (SELECT itemid FROM selected)"""
+    ).to_arrow_reader(_BATCH_ROWS)
+    for batch in reader:
+        yield batch.to_pandas()
 
 
 # ------------------------------------------------------------------------------------ pandas
-def _pandas_engine(path: Path, limits: pd.DataFrame, known: np.ndarray, **kw) -> tuple:
+@contextlib.contextmanager
+def _pandas_engine(
+    path: Path, limits: pd.DataFrame, known: np.ndarray, **kw: Any
+) -> Iterator[tuple[dict, Callable[[Sequence[int]], Iterator[pd.DataFrame]]]]:
+    """The reference engine: the whole aggregate table in memory, one batch."""
+    stats, merged = _pandas_aggregate(path, limits, known, kw["chunksize"])
+    yield stats, lambda items: iter([merged[merged["itemid"].isin(list(items))]])
+
+
+def _pandas_aggregate(
+    path: Path, limits: pd.DataFrame, known: np.ndarray, chunksize: int
+) -> tuple[dict, pd.DataFrame]:
     from amc.features import mimic
 
     by_hadm = limits.set_index("hadm_id")
@@ -275,7 +352,7 @@ def _pandas_engine(path: Path, limits: pd.DataFrame, known: np.ndarray, **kw) ->
         path.parents[1],
         mimic.LABEVENTS,
         ["labevent_id", *_COLS],
-        kw["chunksize"],
+        chunksize,
         dtype={"hadm_id": "float64", "itemid": "int64", "valuenum": "float64", "charttime": str},
     )
     for chunk in tqdm(reader, desc="labevents chunks", unit="chunk", disable=None):
@@ -304,14 +381,14 @@ def _pandas_engine(path: Path, limits: pd.DataFrame, known: np.ndarray, **kw) ->
         parts.append(_aggregate(sub))
         pending += len(parts[-1])
         # merge when the pending partials outgrow the merged table (amortised, bounded memory)
-        if pending > max(kw["chunksize"], 0 if merged is None else len(merged)):
+        if pending > max(chunksize, 0 if merged is None else len(merged)):
             merged = _merge([] if merged is None else [merged], parts)
             parts, pending = [], 0
     if parts or merged is None:
         merged = _merge([] if merged is None else [merged], parts)
     stats["unknown_ids"] = len(unknown_ids)
     stats["numeric_counts"] = seen_numeric
-    return merged[_AGG_COLUMNS], stats
+    return stats, merged[_AGG_COLUMNS]
 
 
 def _aggregate(sub: pd.DataFrame) -> pd.DataFrame:

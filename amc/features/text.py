@@ -248,19 +248,8 @@ def embed_texts(
     np.ndarray
         (P, H) float32, H = the model's hidden size (384 for MiniLM).
     """
-    if batch_size < 1:
-        raise InputError(f"batch_size={batch_size} must be >= 1")
-    if max_length < 8:
-        raise InputError(f"max_length={max_length} must be >= 8")
-    if not 0 <= stride < max_length - 2:
-        raise InputError(f"stride={stride} must be in [0, max_length - 2) = [0, {max_length - 2})")
+    _check_arguments(texts, batch_size, max_length, stride)
     texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(
-                f"text #{i} is empty or not a string ({type(text).__name__})",
-                hint="leave patients without a text out (a missing modality), do not embed ''",
-            )
     folder = _resolve(model_path)
     dev = select_device(device)
     tokenizer, model = _load(str(folder), str(dev))
@@ -271,16 +260,7 @@ def embed_texts(
     dim = int(model.config.hidden_size)
     if not texts:
         return np.zeros((0, dim), dtype=np.float32)
-
-    encoded = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
-    prefix, suffix = _special_tokens(tokenizer)
-    pad_id = 0 if tokenizer.pad_token_id is None else int(tokenizer.pad_token_id)
-    chunks: list[list[int]] = []
-    owner: list[int] = []
-    for i, ids in enumerate(encoded["input_ids"]):
-        for window in _chunk(list(ids), max_length, stride, prefix, suffix):
-            chunks.append(window)
-            owner.append(i)
+    chunks, owner = _windows(tokenizer, texts, max_length, stride)
     logger.info(
         "embedding %d texts as %d chunks of <= %d tokens with %s on %s",
         len(texts),
@@ -289,29 +269,75 @@ def embed_texts(
         folder.name,
         dev,
     )
-    order = np.argsort([-len(c) for c in chunks], kind="stable")
+    pad_id = 0 if tokenizer.pad_token_id is None else int(tokenizer.pad_token_id)
     chunk_emb = np.zeros((len(chunks), dim), dtype=np.float32)
-    starts = range(0, len(order), batch_size)
+    order = np.argsort([-len(c) for c in chunks], kind="stable")  # similar lengths: little padding
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     with torch.inference_mode():
-        for start in tqdm(starts, desc="embed text", disable=None if show_progress else True):
-            idx = order[start : start + batch_size]
-            width = max(len(chunks[j]) for j in idx)
-            ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, j in enumerate(idx):
-                ids[row, : len(chunks[j])] = torch.tensor(chunks[j])
-                mask[row, : len(chunks[j])] = 1
+        for idx in tqdm(batches, desc="embed text", disable=None if show_progress else True):
+            ids, mask = _pad([chunks[j] for j in idx], pad_id)
             ids, mask = ids.to(dev), mask.to(dev)
             hidden = model(input_ids=ids, attention_mask=mask).last_hidden_state.float()
-            if pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                m = mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
-            if normalise:
-                pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
-            chunk_emb[idx] = pooled.cpu().numpy()
-    out = np.zeros((len(texts), dim), dtype=np.float64)
-    counts = np.bincount(owner, minlength=len(texts)).astype(np.float64)
+            chunk_emb[idx] = _pool(hidden, mask, pooling, normalise).cpu().numpy()
+    return _average_per_text(chunk_emb, owner, len(texts))
+
+
+def _check_arguments(texts: Sequence[str], batch_size: int, max_length: int, stride: int) -> None:
+    if batch_size < 1:
+        raise InputError(f"batch_size={batch_size} must be >= 1")
+    if max_length < 8:
+        raise InputError(f"max_length={max_length} must be >= 8")
+    if not 0 <= stride < max_length - 2:
+        raise InputError(f"stride={stride} must be in [0, max_length - 2) = [0, {max_length - 2})")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(
+                f"text #{i} is empty or not a string ({type(text).__name__})",
+                hint="leave patients without a text out (a missing modality), do not embed ''",
+            )
+
+
+def _windows(
+    tokenizer: Any, texts: list[str], max_length: int, stride: int
+) -> tuple[list[list[int]], list[int]]:
+    """Token windows of every text (see :func:`_chunk`) and, per window, its text's position."""
+    encoded = tokenizer(texts, add_special_tokens=False, truncation=False, verbose=False)
+    prefix, suffix = _special_tokens(tokenizer)
+    chunks: list[list[int]] = []
+    owner: list[int] = []
+    for i, ids in enumerate(encoded["input_ids"]):
+        for window in _chunk(list(ids), max_length, stride, prefix, suffix):
+            chunks.append(window)
+            owner.append(i)
+    return chunks, owner
+
+
+def _pad(chunks: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, T) token ids right-padded with ``pad_id`` and the (B, T) attention mask."""
+    width = max(len(c) for c in chunks)
+    ids = torch.full((len(chunks), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(chunks), width), dtype=torch.long)
+    for row, chunk in enumerate(chunks):
+        ids[row, : len(chunk)] = torch.tensor(chunk)
+        mask[row, : len(chunk)] = 1
+    return ids, mask
+
+
+def _pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str, normalise: bool) -> torch.Tensor:
+    """(B, T, H) token states -> (B, H): [CLS] or masked mean, then L2 if the model does."""
+    if pooling == "cls":
+        pooled = hidden[:, 0]
+    else:
+        m = mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+    if normalise:
+        pooled = torch.nn.functional.normalize(pooled, p=2, dim=-1)
+    return pooled
+
+
+def _average_per_text(chunk_emb: np.ndarray, owner: list[int], n_texts: int) -> np.ndarray:
+    """(C, H) window embeddings -> (P, H) float32: the mean of each text's windows."""
+    out = np.zeros((n_texts, chunk_emb.shape[1]), dtype=np.float64)
+    counts = np.bincount(owner, minlength=n_texts).astype(np.float64)
     np.add.at(out, np.asarray(owner), chunk_emb)
     return (out / counts[:, None]).astype(np.float32)

@@ -21,7 +21,7 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto   # pytest-xdist: one worker per core
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/model_throughput.py

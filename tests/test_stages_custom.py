@@ -17,7 +17,8 @@ def custom_project(tmp_path, monkeypatch):
     files, labels = toy_dataset(tmp_path / "mine", n=90, missing=0.2, signal=3.0)
     params["split"]["seeds"] = [0, 1]
     params["model"].update(hidden=16, heads=2, tokens=4, experts=2)
-    params["train"].update(epochs=3, warmup_epochs=1, batch_size=16)
+    # workers: 1 -- seeds in worker processes are tested on their own (test_parallel_seeds_...)
+    params["train"].update(epochs=3, warmup_epochs=1, batch_size=16, workers=1)
     params["baselines"] = {}  # the baselines' own tests train them; here AMC and one variant
     params["variants"] = {
         "mine-a": {"dataset": "mine", "tables": [11], "label": "A", "modalities": ["a"]},

@@ -9,6 +9,7 @@ off the fast paths must give the same outputs, loss and gradients to 1e-5 on a t
 
 from __future__ import annotations
 
+import copy
 import math
 from contextlib import contextmanager
 from unittest import mock
@@ -311,3 +312,31 @@ def test_dropout_module_keeps_nn_dropout_interface():
     assert module.state_dict() == {}
     x = torch.randn(5, 7)
     assert torch.equal(module.eval()(x), x)
+
+
+# --- the fused optimizer -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("optimizer", [torch.optim.Adam, torch.optim.AdamW])
+def test_fused_optimizer_step_matches_the_per_parameter_loop(optimizer):
+    """The training loop's optimizer options (fused kernel on CPU) give the same updates."""
+    from amc.runtime import optimizer_options
+
+    options = optimizer_options(torch.device("cpu"))
+    assert options == {"fused": True}
+    assert optimizer_options(torch.device("meta")) == {}  # elsewhere torch's default
+    torch.manual_seed(0)
+    fast_model = nn.Sequential(nn.Linear(6, 5), nn.GELU(), nn.Linear(5, 2))
+    ref_model = copy.deepcopy(fast_model)
+    initial = copy.deepcopy(fast_model)
+    fast = optimizer(fast_model.parameters(), lr=1e-2, weight_decay=0.01, **options)
+    ref = optimizer(ref_model.parameters(), lr=1e-2, weight_decay=0.01, foreach=False)
+    for _ in range(4):
+        x = torch.randn(8, 6)
+        for model, opt in ((fast_model, fast), (ref_model, ref)):
+            opt.zero_grad(set_to_none=True)
+            model(x).pow(2).mean().backward()
+            opt.step()
+    for p_fast, p_ref in zip(fast_model.parameters(), ref_model.parameters(), strict=True):
+        torch.testing.assert_close(p_fast, p_ref, rtol=TOL, atol=TOL)
+    assert not torch.equal(fast_model[0].weight, initial[0].weight)  # the steps did update

@@ -222,12 +222,19 @@ def test_amc_training_loss_and_gradients_match_unfused_path(fuse):
     torch.testing.assert_close(out.token_scores, ref_out.token_scores.detach(), rtol=TOL, atol=TOL)
 
 
-@pytest.mark.parametrize("rows", [9, 4, 1], ids=["one-block", "blocks", "row-by-row"])
-def test_symmetric_info_nce_matches_cross_entropies(rows):
+@pytest.mark.parametrize(
+    ("rows", "bound"),
+    [(9, None), (9, 5.0), (4, None), (1, None)],
+    ids=["one-block", "one-block-bounded", "blocks", "row-by-row"],
+)
+def test_symmetric_info_nce_matches_cross_entropies(rows, bound):
     torch.manual_seed(0)
     a = F.normalize(torch.randn(9, 6), dim=-1).requires_grad_(True)
-    b = (torch.randn(9, 6) * 0.7).requires_grad_(True)  # need not be normalised
-    loss = SymmetricInfoNCE.apply(a, b, 0.2, rows)
+    b = F.normalize(torch.randn(9, 6), dim=-1)
+    if bound is None:
+        b = b * 0.7  # the general paths need no normalised rows
+    b.requires_grad_(True)
+    loss = SymmetricInfoNCE.apply(a, b, 0.2, rows, bound)
     ref = reference_symmetric_info_nce(a, b, 0.2)
     torch.testing.assert_close(loss, ref, rtol=TOL, atol=TOL)
     fast_grads = torch.autograd.grad(3.0 * loss, (a, b))
@@ -236,16 +243,42 @@ def test_symmetric_info_nce_matches_cross_entropies(rows):
         torch.testing.assert_close(g_fast, g_ref, rtol=TOL, atol=TOL)
 
 
-@pytest.mark.parametrize("rows", [5, 2, 1])
-def test_symmetric_info_nce_backward_passes_gradcheck(rows):
+@pytest.mark.parametrize(("rows", "bound"), [(5, None), (5, 4.0), (2, None), (1, None)])
+def test_symmetric_info_nce_backward_passes_gradcheck(rows, bound):
     """The hand-written backward against finite differences, float64."""
     gen = torch.Generator().manual_seed(1)
-    a = torch.randn(5, 3, dtype=torch.float64, generator=gen, requires_grad=True)
-    b = torch.randn(5, 3, dtype=torch.float64, generator=gen, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda a, b: SymmetricInfoNCE.apply(a, b, 0.5, rows), (a, b))
+    a = torch.randn(5, 3, dtype=torch.float64, generator=gen)
+    b = torch.randn(5, 3, dtype=torch.float64, generator=gen)
+    a, b = (F.normalize(t, dim=-1).requires_grad_(True) for t in (a, b))
+
+    def loss(a, b):  # normalised inside, so that |S| <= 1 / T also holds for perturbed inputs
+        return SymmetricInfoNCE.apply(
+            F.normalize(a, dim=-1), F.normalize(b, dim=-1), 0.5, rows, bound
+        )
+
+    assert torch.autograd.gradcheck(loss, (a, b))
     # one input without gradient (e.g. a frozen modality) is allowed
     frozen = b.detach()
-    assert torch.autograd.gradcheck(lambda a: SymmetricInfoNCE.apply(a, frozen, 0.5, rows), (a,))
+    assert torch.autograd.gradcheck(lambda a: loss(a, frozen), (a,))
+
+
+def test_symmetric_info_nce_bounded_path_only_where_float32_holds(monkeypatch):
+    """A small temperature (logits up to 1 / T = 100) takes the log-sum-exp path: same loss."""
+    from amc.model import losses as module
+
+    calls = []
+    real = module._softmax_pair_bounded
+    monkeypatch.setattr(
+        module, "_softmax_pair_bounded", lambda logits: calls.append(1) or real(logits)
+    )
+    torch.manual_seed(0)
+    a, b = (F.normalize(torch.randn(6, 4), dim=-1) for _ in range(2))
+    for temperature, bounded in ((0.1, True), (0.01, False)):
+        calls.clear()
+        loss = module._symmetric_info_nce(a, b, temperature)
+        assert bool(calls) is bounded
+        ref = reference_symmetric_info_nce(a, b, temperature)
+        torch.testing.assert_close(loss, ref, rtol=TOL, atol=TOL)
 
 
 def test_token_contrastive_loss_matches_reference_with_absent_modalities():

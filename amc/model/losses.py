@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Literal
 
 import torch
@@ -58,7 +59,9 @@ class SymmetricInfoNCE(torch.autograd.Function):
     passes over n^2 values). Here, with all rows in one block (``rows >= n``), the forward pass
     builds P_row + P_col in the logits' place and the backward pass is two matmuls; with several
     blocks of ``rows`` rows, the forward pass keeps only the log-sum-exps and the backward pass
-    recomputes each block's logits (memory linear in n).
+    recomputes each block's logits (memory linear in n). ``logit_bound``, a bound on |S| the
+    caller guarantees (1 / T for L2-normalised rows), lets the one-block forward pass take the
+    column statistics from the row softmax (:func:`_softmax_pair_bounded`) when that is safe.
 
     Softmax statistics are at least float32; the matmuls follow autocast (bf16 on CUDA), as
     before.
@@ -66,7 +69,14 @@ class SymmetricInfoNCE(torch.autograd.Function):
 
     @staticmethod
     @torch.amp.custom_fwd(device_type="cuda")
-    def forward(ctx, a: torch.Tensor, b: torch.Tensor, temperature: float, rows: int):
+    def forward(
+        ctx,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        temperature: float,
+        rows: int,
+        logit_bound: float | None = None,
+    ):
         n = a.shape[0]
         stats = torch.promote_types(a.dtype, torch.float32)  # float32 at least, float64 stays
         scaled = a / temperature  # scaling the (n, D) side is cheaper than the (n, n) logits
@@ -74,13 +84,12 @@ class SymmetricInfoNCE(torch.autograd.Function):
         ctx.temperature, ctx.rows = temperature, rows
         if rows >= n:
             logits = (scaled @ b.T).to(stats)
-            probs = torch.log_softmax(logits, dim=1)
-            lse_row_sum = (logits.diagonal() - probs.diagonal()).sum()
-            lse_col = torch.logsumexp(logits, dim=0)
-            probs = probs.exp_()  # P_row, in the log-softmax's buffer
-            probs += logits.sub_(lse_col).exp_()  # + P_col, in the logits' buffer
+            if logit_bound is not None and 2 * logit_bound + math.log(n) <= _SAFE_SPREAD:
+                probs, lse_sum = _softmax_pair_bounded(logits)
+            else:
+                probs, lse_sum = _softmax_pair(logits)
             ctx.save_for_backward(a, b, probs.to(a.dtype))
-            return 0.5 * (lse_row_sum + lse_col.sum()) / n - positive / n
+            return 0.5 * lse_sum / n - positive / n
         lse_row = a.new_empty(n, dtype=stats)
         lse_col = None
         for start in range(0, n, rows):
@@ -103,7 +112,38 @@ class SymmetricInfoNCE(torch.autograd.Function):
             grad_a, grad_b = _blockwise_softmax_products(a, b, *saved, temperature, rows)
         # the -I / n part of dS: row i's positive pulls a_i towards b_i and b_i towards a_i
         scale = grad / (2 * n * temperature)
-        return (grad_a - 2 * b) * scale, (grad_b - 2 * a) * scale, None, None
+        return (grad_a - 2 * b) * scale, (grad_b - 2 * a) * scale, None, None, None
+
+
+#: Largest spread of log-sum-exps (|S| <= bound: 2 bound + log n) for which the bounded path's
+#: exp(-spread) stays a normal float32 (e^-87 is the smallest).
+_SAFE_SPREAD = 60.0
+
+
+def _softmax_pair(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """P_row + P_col of (n, n) logits (in their buffer) and sum_i (lse_row_i + lse_col_i)."""
+    probs = torch.log_softmax(logits, dim=1)
+    lse_row_sum = (logits.diagonal() - probs.diagonal()).sum()
+    lse_col = torch.logsumexp(logits, dim=0)
+    probs = probs.exp_()  # P_row, in the log-softmax's buffer
+    probs += logits.sub_(lse_col).exp_()  # + P_col, in the logits' buffer
+    return probs, lse_row_sum + lse_col.sum()
+
+
+def _softmax_pair_bounded(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_softmax_pair` from one exponential pass, for logits whose log-sum-exps spread
+    less than ``_SAFE_SPREAD`` (the caller knows a bound on |S|).
+
+    With w_i = exp(lse_row_i - c), c = max lse_row: sum_i exp(S_ij - c) = (P_row^T w)_j gives
+    lse_col, and P_col = P_row * w_i / (P_row^T w)_j; no term leaves float32's normal range.
+    """
+    probs = torch.softmax(logits, dim=1)  # P_row
+    lse_row = logits.diagonal() - probs.diagonal().log()  # P_ii >= exp(-spread) > 0
+    shift = lse_row.max()
+    weight = torch.exp(lse_row - shift)
+    col = probs.T @ weight  # (n,) sum_i exp(S_ij - shift)
+    lse_sum = lse_row.sum() + (col.log() + shift).sum()
+    return torch.addcmul(probs, probs * weight[:, None], col.reciprocal()), lse_sum
 
 
 def _blockwise_softmax_products(
@@ -134,12 +174,13 @@ def _symmetric_info_nce(
 ) -> torch.Tensor:
     """Mean over rows of 1/2 CE(a b^T / T) + 1/2 CE(b a^T / T); row i's positive is row i.
 
-    Above ``max_logits`` logits the rows are processed block-wise (same value up to float
+    ``a`` and ``b`` (n, D) must have L2-normalised rows (what L_I and L_T compare). Above
+    ``max_logits`` logits the rows are processed block-wise (same value up to float
     rounding, memory linear in the number of rows). See :class:`SymmetricInfoNCE`.
     """
     n = a.shape[0]
     rows = min(n, max(1, max_logits // max(n, 1)))
-    return SymmetricInfoNCE.apply(a, b, temperature, rows)
+    return SymmetricInfoNCE.apply(a, b, temperature, rows, 1.0 / temperature)
 
 
 def modality_pairs(num_modalities: int, scheme: TokenPairs = "all") -> list[tuple[int, int]]:

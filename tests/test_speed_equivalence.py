@@ -281,6 +281,22 @@ def test_symmetric_info_nce_bounded_path_only_where_float32_holds(monkeypatch):
         torch.testing.assert_close(loss, ref, rtol=TOL, atol=TOL)
 
 
+def test_symmetric_info_nce_under_bf16_autocast_keeps_float32_statistics():
+    """Under autocast (bf16 on CUDA; CPU autocast here) the matmuls may run in bf16, the loss
+    and the gradients stay float32 and agree with the cross-entropies under the same autocast."""
+    torch.manual_seed(0)
+    a, b = (F.normalize(torch.randn(32, 8), dim=-1).requires_grad_(True) for _ in range(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = losses._symmetric_info_nce(a, b, 0.1)
+        ref = reference_symmetric_info_nce(a, b, 0.1)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, ref.float(), rtol=2e-2, atol=2e-2)
+    (grad,) = torch.autograd.grad(loss, a)
+    (ref_grad,) = torch.autograd.grad(ref, a)
+    assert grad.dtype == torch.float32
+    torch.testing.assert_close(grad, ref_grad, rtol=5e-2, atol=5e-3)
+
+
 def test_token_contrastive_loss_matches_reference_with_absent_modalities():
     torch.manual_seed(0)
     tokens = torch.randn(5, 3, 4, 8, requires_grad=True)

@@ -85,7 +85,9 @@ class SymmetricInfoNCE(torch.autograd.Function):
         if rows >= n:
             logits = (scaled @ b.T).to(stats)
             if logit_bound is not None and 2 * logit_bound + math.log(n) <= _SAFE_SPREAD:
-                probs, lse_sum = _softmax_pair_bounded(logits)
+                # its matrix-vector product carries statistics: float32 under autocast too
+                with torch.autocast(logits.device.type, enabled=False):
+                    probs, lse_sum = _softmax_pair_bounded(logits)
             else:
                 probs, lse_sum = _softmax_pair(logits)
             ctx.save_for_backward(a, b, probs.to(a.dtype))

@@ -81,3 +81,10 @@ def threads_per_worker(workers: int, num_threads: int = 0) -> int:
             share,
         )
     return min(num_threads, share) if num_threads > 0 else share
+
+
+def optimizer_options(device: torch.device) -> dict[str, bool]:
+    """Extra ``torch.optim.Adam`` / ``AdamW`` arguments for ``device``: the fused kernel on CPU
+    and CUDA (one kernel for all parameters instead of about ten small ops per parameter; the
+    same update up to float rounding, and no host sync), torch's default elsewhere."""
+    return {"fused": True} if device.type in ("cpu", "cuda") else {}

@@ -793,6 +793,7 @@ def _run_side_by_side(args: argparse.Namespace) -> dict:
         clock=args.clock,
         seed=args.seed,
         out=out,
+        tree_optimizer=not args.default_optimizer,
     )
 
 

@@ -16,7 +16,10 @@ modalities, loss = task loss + ``AUX_WEIGHT`` x the sum of the auxiliary losses.
   default tokens (16) and encoder layers (1), three modalities of 256 features, AdamW.
 
 Only the workers' step loop (``_worker``) runs under the other revision, and it uses only
-``AMC``, ``AMCConfig`` and ``classification_loss``, which every revision has.
+``AMC``, ``AMCConfig`` and ``classification_loss``, which every revision has. The optimizer is
+each tree's own choice: the arguments of ``amc.runtime.optimizer_options`` (the fused kernel)
+where the tree has it, torch's defaults otherwise; ``--default-optimizer`` gives both trees
+torch's defaults, isolating the model's share of a speed-up.
 """
 
 from __future__ import annotations
@@ -95,7 +98,18 @@ def _build(shape: dict, seed: int, device):
     gen = torch.Generator().manual_seed(seed)
     inputs = {k: torch.randn(shape["batch"], f, generator=gen).to(device) for k, f in mods.items()}
     labels = torch.randint(0, 2, (shape["batch"],), generator=gen).to(device)
-    return model, opt_cls(model.parameters(), lr=1e-3), inputs, labels
+    options = optimizer_options(device) if shape.get("tree_optimizer", True) else {}
+    return model, opt_cls(model.parameters(), lr=1e-3, **options), inputs, labels
+
+
+def optimizer_options(device) -> dict:
+    """The optimizer arguments the running tree's training loop uses (``amc.runtime``), or
+    torch's defaults for a revision that predates that choice: the step is the tree's own."""
+    try:
+        from amc.runtime import optimizer_options as tree_options
+    except ImportError:
+        return {}
+    return tree_options(device)
 
 
 def _time_steps(state: tuple, device, warmup: int, steps: int, clock=time.perf_counter) -> list:
@@ -133,8 +147,8 @@ def _worker() -> None:
 
     Request: ``{"shape": {...}, "steps": k, "warmup": w, "threads": t, "device": d, "seed": s,
     "clock": "wall" | "cpu"}``.
-    Answer: ``{"times": [seconds per step]}``. Models are built once per shape and kept (the
-    first request of a shape runs at least one warm-up step).
+    Answer: ``{"times": [seconds per step], "fused_optimizer": bool}``. Models are built once
+    per shape and kept (the first request of a shape runs at least one warm-up step).
     """
     import torch
 
@@ -150,7 +164,8 @@ def _worker() -> None:
             warmup = max(warmup, 1)
         clock = time.process_time if req["clock"] == "cpu" else time.perf_counter
         times = _time_steps(states[key], device, warmup, req["steps"], clock)
-        print(json.dumps({"times": times}), flush=True)
+        options = states[key][1].defaults.get("fused") or False
+        print(json.dumps({"times": times, "fused_optimizer": options}), flush=True)
 
 
 @contextlib.contextmanager
@@ -191,7 +206,9 @@ class Worker:
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"benchmark worker exited with {self.proc.wait()}")
-        return json.loads(line)["times"]
+        reply = json.loads(line)
+        self.fused_optimizer = reply.get("fused_optimizer", False)
+        return reply["times"]
 
     def close(self) -> None:
         if self.proc.stdin is not None:
@@ -238,6 +255,8 @@ def compare(
                     "speedup_max": max(ratios),
                     "rounds": rounds,
                     "steps_per_round": steps,
+                    "base_fused_optimizer": workers["base"].fused_optimizer,
+                    "new_fused_optimizer": workers["new"].fused_optimizer,
                 }
             )
             print(_row_markdown(rows[-1]), flush=True)
@@ -274,6 +293,7 @@ def run(
     clock: str = "auto",
     seed: int = 0,
     out: Path = DEFAULT_OUT,
+    tree_optimizer: bool = True,
 ) -> dict:
     """Benchmark this tree against ``against``; print the markdown table, write JSON.
 
@@ -285,6 +305,8 @@ def run(
         clock = "cpu" if device == "cpu" and threads == 1 else "wall"
     repo = Path(__file__).resolve().parents[1]
     table = shapes(names)
+    for shape in table.values():
+        shape["tree_optimizer"] = tree_optimizer
     head = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
         capture_output=True,
@@ -338,6 +360,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="step timer: process CPU time (auto with one CPU thread) or wall clock",
     )
+    parser.add_argument(
+        "--default-optimizer",
+        action="store_true",
+        help="both trees use torch's default Adam / AdamW (not each tree's own optimizer "
+        "options, e.g. the fused kernel): isolates the model's share of a speed-up",
+    )
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -362,6 +390,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         device=args.device,
         clock=args.clock,
         out=args.out,
+        tree_optimizer=not args.default_optimizer,
     )
 
 

@@ -44,6 +44,11 @@ def test_compare_alternates_two_workers_and_reports_ratio(sbs, capsys):
     assert row["base_steps_per_s"] > 0 and row["new_steps_per_s"] > 0
     assert row["speedup_min"] <= row["speedup"] <= row["speedup_max"]
     assert "| tiny | 4 | 2 | 2 |" in capsys.readouterr().out
+    # each tree's own optimizer options (this tree: the fused kernel), or torch's defaults
+    assert row["base_fused_optimizer"] is True and row["new_fused_optimizer"] is True
+    default = {"tiny": {**TINY, "tree_optimizer": False}}
+    (row,) = sbs.compare(ROOT, ROOT, default, rounds=1, steps=1, **request)
+    assert row["base_fused_optimizer"] is False and row["new_fused_optimizer"] is False
 
 
 def test_revision_tree_is_a_temporary_worktree_of_the_revision(sbs):

@@ -2,12 +2,14 @@
 
 The reference implementations below are the straightforward versions the library used before
 the speed work (materialised differential maps combined before ``@ V``, a Python loop over
-experts with one ``nonzero`` each, ``nn.TransformerEncoderLayer``'s own forward). With dropout
+experts with one ``nonzero`` each, ``nn.TransformerEncoderLayer``'s own forward, InfoNCE as two
+cross-entropies with autograd's backward). With dropout
 off the fast paths must give the same outputs, loss and gradients to 1e-5 on a tiny batch.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from contextlib import contextmanager
 from unittest import mock
@@ -15,13 +17,14 @@ from unittest import mock
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
-from amc.model import AMC, AMCConfig
+from amc.model import AMC, AMCConfig, losses
 from amc.model.attention import DifferentialAttention, VanillaAttention
 from amc.model.block import ImprovedBlock
 from amc.model.dropout import Dropout, dropout
 from amc.model.encoders import ModalityTransformer, encoder_layer
-from amc.model.losses import classification_loss
+from amc.model.losses import SymmetricInfoNCE, classification_loss, token_contrastive_loss
 from amc.model.moe import SparseMoE, load_balancing_loss
 
 TOL = 1e-5
@@ -68,6 +71,15 @@ def reference_modality_transformer(module: ModalityTransformer, x: torch.Tensor)
     return x
 
 
+def reference_symmetric_info_nce(
+    a: torch.Tensor, b: torch.Tensor, temperature: float, max_logits: int = 0
+) -> torch.Tensor:
+    """Two cross-entropies over the materialised logits, autograd's backward."""
+    logits = a @ b.T / temperature
+    target = torch.arange(a.shape[0])
+    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
+
+
 @contextmanager
 def reference_paths():
     """Inside, AMC runs the reference implementations above."""
@@ -79,6 +91,7 @@ def reference_paths():
         ),
         mock.patch.object(SparseMoE, "forward", reference_moe),
         mock.patch.object(ModalityTransformer, "forward", reference_modality_transformer),
+        mock.patch.object(losses, "_symmetric_info_nce", reference_symmetric_info_nce),
     ):
         yield
 
@@ -209,6 +222,96 @@ def test_amc_training_loss_and_gradients_match_unfused_path(fuse):
     torch.testing.assert_close(out.token_scores, ref_out.token_scores.detach(), rtol=TOL, atol=TOL)
 
 
+@pytest.mark.parametrize(
+    ("rows", "bound"),
+    [(9, None), (9, 5.0), (4, None), (1, None)],
+    ids=["one-block", "one-block-bounded", "blocks", "row-by-row"],
+)
+def test_symmetric_info_nce_matches_cross_entropies(rows, bound):
+    torch.manual_seed(0)
+    a = F.normalize(torch.randn(9, 6), dim=-1).requires_grad_(True)
+    b = F.normalize(torch.randn(9, 6), dim=-1)
+    if bound is None:
+        b = b * 0.7  # the general paths need no normalised rows
+    b.requires_grad_(True)
+    loss = SymmetricInfoNCE.apply(a, b, 0.2, rows, bound)
+    ref = reference_symmetric_info_nce(a, b, 0.2)
+    torch.testing.assert_close(loss, ref, rtol=TOL, atol=TOL)
+    fast_grads = torch.autograd.grad(3.0 * loss, (a, b))
+    ref_grads = torch.autograd.grad(3.0 * ref, (a, b))
+    for g_fast, g_ref in zip(fast_grads, ref_grads, strict=True):
+        torch.testing.assert_close(g_fast, g_ref, rtol=TOL, atol=TOL)
+
+
+@pytest.mark.parametrize(("rows", "bound"), [(5, None), (5, 4.0), (2, None), (1, None)])
+def test_symmetric_info_nce_backward_passes_gradcheck(rows, bound):
+    """The hand-written backward against finite differences, float64."""
+    gen = torch.Generator().manual_seed(1)
+    a = torch.randn(5, 3, dtype=torch.float64, generator=gen)
+    b = torch.randn(5, 3, dtype=torch.float64, generator=gen)
+    a, b = (F.normalize(t, dim=-1).requires_grad_(True) for t in (a, b))
+
+    def loss(a, b):  # normalised inside, so that |S| <= 1 / T also holds for perturbed inputs
+        return SymmetricInfoNCE.apply(
+            F.normalize(a, dim=-1), F.normalize(b, dim=-1), 0.5, rows, bound
+        )
+
+    assert torch.autograd.gradcheck(loss, (a, b))
+    # one input without gradient (e.g. a frozen modality) is allowed
+    frozen = b.detach()
+    assert torch.autograd.gradcheck(lambda a: loss(a, frozen), (a,))
+
+
+def test_symmetric_info_nce_bounded_path_only_where_float32_holds(monkeypatch):
+    """A small temperature (logits up to 1 / T = 100) takes the log-sum-exp path: same loss."""
+    from amc.model import losses as module
+
+    calls = []
+    real = module._softmax_pair_bounded
+    monkeypatch.setattr(
+        module, "_softmax_pair_bounded", lambda logits: calls.append(1) or real(logits)
+    )
+    torch.manual_seed(0)
+    a, b = (F.normalize(torch.randn(6, 4), dim=-1) for _ in range(2))
+    for temperature, bounded in ((0.1, True), (0.01, False)):
+        calls.clear()
+        loss = module._symmetric_info_nce(a, b, temperature)
+        assert bool(calls) is bounded
+        ref = reference_symmetric_info_nce(a, b, temperature)
+        torch.testing.assert_close(loss, ref, rtol=TOL, atol=TOL)
+
+
+def test_symmetric_info_nce_under_bf16_autocast_keeps_float32_statistics():
+    """Under autocast (bf16 on CUDA; CPU autocast here) the matmuls may run in bf16, the loss
+    and the gradients stay float32 and agree with the cross-entropies under the same autocast."""
+    torch.manual_seed(0)
+    a, b = (F.normalize(torch.randn(32, 8), dim=-1).requires_grad_(True) for _ in range(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = losses._symmetric_info_nce(a, b, 0.1)
+        ref = reference_symmetric_info_nce(a, b, 0.1)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss, ref.float(), rtol=2e-2, atol=2e-2)
+    (grad,) = torch.autograd.grad(loss, a)
+    (ref_grad,) = torch.autograd.grad(ref, a)
+    assert grad.dtype == torch.float32
+    torch.testing.assert_close(grad, ref_grad, rtol=5e-2, atol=5e-3)
+
+
+def test_token_contrastive_loss_matches_reference_with_absent_modalities():
+    torch.manual_seed(0)
+    tokens = torch.randn(5, 3, 4, 8, requires_grad=True)
+    present = torch.ones(5, 3, dtype=torch.bool)
+    present[0, 1] = present[3, 2] = False
+    for max_logits in (10**6, 40):  # one block per pair; blocks of two rows
+        loss = token_contrastive_loss(tokens, present, 0.1, max_logits=max_logits)
+        (grad,) = torch.autograd.grad(loss, tokens)
+        with reference_paths():
+            ref = token_contrastive_loss(tokens, present, 0.1, max_logits=max_logits)
+        (ref_grad,) = torch.autograd.grad(ref, tokens)
+        torch.testing.assert_close(loss, ref, rtol=TOL, atol=TOL)
+        torch.testing.assert_close(grad, ref_grad, rtol=TOL, atol=TOL)
+
+
 def test_block_returns_no_map_on_request():
     block = ImprovedBlock(16, heads=2, experts=4, top_k=2)
     x = torch.randn(2, 5, 16)
@@ -258,3 +361,31 @@ def test_dropout_module_keeps_nn_dropout_interface():
     assert module.state_dict() == {}
     x = torch.randn(5, 7)
     assert torch.equal(module.eval()(x), x)
+
+
+# --- the fused optimizer -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("optimizer", [torch.optim.Adam, torch.optim.AdamW])
+def test_fused_optimizer_step_matches_the_per_parameter_loop(optimizer):
+    """The training loop's optimizer options (fused kernel on CPU) give the same updates."""
+    from amc.runtime import optimizer_options
+
+    options = optimizer_options(torch.device("cpu"))
+    assert options == {"fused": True}
+    assert optimizer_options(torch.device("meta")) == {}  # elsewhere torch's default
+    torch.manual_seed(0)
+    fast_model = nn.Sequential(nn.Linear(6, 5), nn.GELU(), nn.Linear(5, 2))
+    ref_model = copy.deepcopy(fast_model)
+    initial = copy.deepcopy(fast_model)
+    fast = optimizer(fast_model.parameters(), lr=1e-2, weight_decay=0.01, **options)
+    ref = optimizer(ref_model.parameters(), lr=1e-2, weight_decay=0.01, foreach=False)
+    for _ in range(4):
+        x = torch.randn(8, 6)
+        for model, opt in ((fast_model, fast), (ref_model, ref)):
+            opt.zero_grad(set_to_none=True)
+            model(x).pow(2).mean().backward()
+            opt.step()
+    for p_fast, p_ref in zip(fast_model.parameters(), ref_model.parameters(), strict=True):
+        torch.testing.assert_close(p_fast, p_ref, rtol=TOL, atol=TOL)
+    assert not torch.equal(fast_model[0].weight, initial[0].weight)  # the steps did update

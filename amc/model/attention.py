@@ -85,12 +85,12 @@ class DifferentialAttention(nn.Module):
         # (B, N, 2h, d) -> (B, 2h, N, d); pairs (2i, 2i+1) are head i's two query/key groups.
         q = self.q_proj(x).view(b, n, 2 * h, d).transpose(1, 2)
         k = self.k_proj(x).view(b, n, 2 * h, d).transpose(1, 2)
-        v = self.v_proj(x).view(b, n, h, 1, 2 * d).permute(0, 2, 3, 1, 4)  # (B, h, 1, N, 2d)
-        # A_i V = softmax_1 V - lambda softmax_2 V: every query/key group reads its head's V, and
-        # lambda combines the (N, 2d) group outputs, never the larger (N, N) maps.
-        v = v.expand(b, h, 2, n, 2 * d).reshape(b, 2 * h, n, 2 * d)
+        v = self.v_proj(x).view(b, n, h, 2 * d).transpose(1, 2)  # (B, h, N, 2d)
+        # A_i V = softmax_1 V - lambda softmax_2 V: both query/key groups of a head read its V,
+        # and lambda combines the (N, 2d) group outputs, never the larger (N, N) maps.
         fused = x.device.type == "cuda" if self.use_fused is None else self.use_fused
         if fused:
+            v = v.unsqueeze(2).expand(b, h, 2, n, 2 * d).reshape(b, 2 * h, n, 2 * d)
             groups, probs = self._fused(q, k, v, need_map)
         else:
             groups, probs = self._explicit(q, k, v)
@@ -111,13 +111,16 @@ class DifferentialAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Materialised softmax maps (fastest on CPU at AMC's head sizes).
 
-        (B, 2h, N, d) queries / keys, (B, 2h, N, 2d) values -> group outputs (B, 2h, N, 2d) and
-        the maps (B, 2h, N, N).
+        (B, 2h, N, d) queries / keys, (B, h, N, 2d) values (one per head) -> group outputs
+        (B, 2h, N, 2d) and the maps (B, 2h, N, N).
         """
-        d = q.shape[-1]
+        b, groups, n, d = q.shape
         # Scaling the (N, d) queries is cheaper than scaling the (N, N) logits.
         probs = ((q * d**-0.5) @ k.transpose(-1, -2)).float().softmax(dim=-1)
-        return probs.type_as(v) @ v, probs
+        # A head's two maps stacked as (2N, N) rows read its V in one product: no copy of V per
+        # group, and larger matrices per batched product.
+        out = probs.type_as(v).view(b, groups // 2, 2 * n, n) @ v  # (B, h, 2N, 2d)
+        return out.view(b, groups, n, v.shape[-1]), probs
 
     @staticmethod
     def _fused(

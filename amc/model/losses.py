@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Literal
 
 import torch
 from torch.nn import functional as F
-from torch.utils.checkpoint import checkpoint
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -40,28 +40,135 @@ def survival_nll(
 
 
 #: Largest logits block (elements) L_T materialises at once; beyond it rows are processed in
-#: checkpointed blocks, so memory grows linearly in B*N instead of quadratically (16 MiB fp32).
+#: blocks whose logits are recomputed in the backward pass, so memory grows linearly in B*N
+#: instead of quadratically (16 MiB fp32).
 MAX_LOGITS = 1 << 22
 
 TokenPairs = Literal["all", "ring"]
 
 
-def _rows_info_nce(a: torch.Tensor, b: torch.Tensor, temperature: float, rows: int) -> torch.Tensor:
-    """Mean over i of -log softmax(a_i b^T / T)[i], in blocks of ``rows`` rows of ``a``.
+class SymmetricInfoNCE(torch.autograd.Function):
+    """Mean over rows of 1/2 CE(a b^T / T) + 1/2 CE(b a^T / T), row i's positive is row i, with
+    a hand-written backward.
 
-    Each block's logits are recomputed in the backward pass (activation checkpointing), so at
-    most one (rows, len(b)) block is alive at a time.
+    ``a``, ``b``: (n, D). With S = a b^T / T (n, n), the loss is
+    ``1/2n sum_i (lse_row_i + lse_col_i) - 1/n sum_i S_ii``, so its gradient is
+    ``dS = (P_row + P_col) / 2n - I / n`` (P_row / P_col the row / column softmax of S):
+    ``grad_a = dS b / T`` and ``grad_b = dS^T a / T``. Autograd through two cross-entropies keeps
+    the logits, both log-softmax outputs and their gradients alive and sums them (about fifteen
+    passes over n^2 values). Here, with all rows in one block (``rows >= n``), the forward pass
+    builds P_row + P_col in the logits' place and the backward pass is two matmuls; with several
+    blocks of ``rows`` rows, the forward pass keeps only the log-sum-exps and the backward pass
+    recomputes each block's logits (memory linear in n). ``logit_bound``, a bound on |S| the
+    caller guarantees (1 / T for L2-normalised rows), lets the one-block forward pass take the
+    column statistics from the row softmax (:func:`_softmax_pair_bounded`) when that is safe.
+
+    Softmax statistics are at least float32; the matmuls follow autocast (bf16 on CUDA), as
+    before.
     """
 
-    def block_loss(a_block: torch.Tensor, b_pos: torch.Tensor) -> torch.Tensor:
-        lse = torch.logsumexp(a_block @ b.T / temperature, dim=-1)
-        return (lse - (a_block * b_pos).sum(-1) / temperature).sum()
+    @staticmethod
+    @torch.amp.custom_fwd(device_type="cuda")
+    def forward(
+        ctx,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        temperature: float,
+        rows: int,
+        logit_bound: float | None = None,
+    ):
+        n = a.shape[0]
+        stats = torch.promote_types(a.dtype, torch.float32)  # float32 at least, float64 stays
+        scaled = a / temperature  # scaling the (n, D) side is cheaper than the (n, n) logits
+        positive = (scaled.to(stats) * b.to(stats)).sum()  # sum_i S_ii
+        ctx.temperature, ctx.rows = temperature, rows
+        if rows >= n:
+            logits = (scaled @ b.T).to(stats)
+            if logit_bound is not None and 2 * logit_bound + math.log(n) <= _SAFE_SPREAD:
+                # its matrix-vector product carries statistics: float32 under autocast too
+                with torch.autocast(logits.device.type, enabled=False):
+                    probs, lse_sum = _softmax_pair_bounded(logits)
+            else:
+                probs, lse_sum = _softmax_pair(logits)
+            ctx.save_for_backward(a, b, probs.to(a.dtype))
+            return 0.5 * lse_sum / n - positive / n
+        lse_row = a.new_empty(n, dtype=stats)
+        lse_col = None
+        for start in range(0, n, rows):
+            logits = (scaled[start : start + rows] @ b.T).to(stats)
+            lse_row[start : start + rows] = torch.logsumexp(logits, dim=1)
+            block_col = torch.logsumexp(logits, dim=0)
+            lse_col = block_col if lse_col is None else torch.logaddexp(lse_col, block_col)
+        ctx.save_for_backward(a, b, lse_row, lse_col)
+        return 0.5 * (lse_row.sum() + lse_col.sum()) / n - positive / n
 
-    total = a.new_zeros(())
+    @staticmethod
+    @torch.amp.custom_bwd(device_type="cuda")
+    def backward(ctx, grad: torch.Tensor):
+        a, b, *saved = ctx.saved_tensors
+        n, temperature, rows = a.shape[0], ctx.temperature, ctx.rows
+        if len(saved) == 1:  # one block: P_row + P_col kept from the forward pass
+            (probs,) = saved
+            grad_a, grad_b = probs @ b, probs.T @ a
+        else:
+            grad_a, grad_b = _blockwise_softmax_products(a, b, *saved, temperature, rows)
+        # the -I / n part of dS: row i's positive pulls a_i towards b_i and b_i towards a_i
+        scale = grad / (2 * n * temperature)
+        return (grad_a - 2 * b) * scale, (grad_b - 2 * a) * scale, None, None, None
+
+
+#: Largest spread of log-sum-exps (|S| <= bound: 2 bound + log n) for which the bounded path's
+#: exp(-spread) stays a normal float32 (e^-87 is the smallest).
+_SAFE_SPREAD = 60.0
+
+
+def _softmax_pair(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """P_row + P_col of (n, n) logits (in their buffer) and sum_i (lse_row_i + lse_col_i)."""
+    probs = torch.log_softmax(logits, dim=1)
+    lse_row_sum = (logits.diagonal() - probs.diagonal()).sum()
+    lse_col = torch.logsumexp(logits, dim=0)
+    probs = probs.exp_()  # P_row, in the log-softmax's buffer
+    probs += logits.sub_(lse_col).exp_()  # + P_col, in the logits' buffer
+    return probs, lse_row_sum + lse_col.sum()
+
+
+def _softmax_pair_bounded(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`_softmax_pair` from one exponential pass, for logits whose log-sum-exps spread
+    less than ``_SAFE_SPREAD`` (the caller knows a bound on |S|).
+
+    With w_i = exp(lse_row_i - c), c = max lse_row: sum_i exp(S_ij - c) = (P_row^T w)_j gives
+    lse_col, and P_col = P_row * w_i / (P_row^T w)_j; no term leaves float32's normal range.
+    """
+    probs = torch.softmax(logits, dim=1)  # P_row
+    lse_row = logits.diagonal() - probs.diagonal().log()  # P_ii >= exp(-spread) > 0
+    shift = lse_row.max()
+    weight = torch.exp(lse_row - shift)
+    col = probs.T @ weight  # (n,) sum_i exp(S_ij - shift)
+    lse_sum = lse_row.sum() + (col.log() + shift).sum()
+    return torch.addcmul(probs, probs * weight[:, None], col.reciprocal()), lse_sum
+
+
+def _blockwise_softmax_products(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    lse_row: torch.Tensor,
+    lse_col: torch.Tensor,
+    temperature: float,
+    rows: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(P_row + P_col) b and (P_row + P_col)^T a, one block of ``rows`` logits rows at a time."""
+    scaled = a / temperature
+    grad_a = torch.empty_like(a)
+    grad_b = torch.zeros_like(b)
     for start in range(0, a.shape[0], rows):
         stop = start + rows
-        total = total + checkpoint(block_loss, a[start:stop], b[start:stop], use_reentrant=False)
-    return total / a.shape[0]
+        logits = (scaled[start:stop] @ b.T).to(lse_row.dtype)
+        probs = torch.sub(logits, lse_row[start:stop, None]).exp_()
+        probs += logits.sub_(lse_col).exp_()  # P_row + P_col, (rows, n)
+        probs = probs.to(a.dtype)
+        grad_a[start:stop] = probs @ b
+        grad_b.addmm_(probs.T, a[start:stop])
+    return grad_a, grad_b
 
 
 def _symmetric_info_nce(
@@ -69,18 +176,13 @@ def _symmetric_info_nce(
 ) -> torch.Tensor:
     """Mean over rows of 1/2 CE(a b^T / T) + 1/2 CE(b a^T / T); row i's positive is row i.
 
-    Above ``max_logits`` logits the two directions are computed block-wise (same value up to
-    float rounding, memory linear in the number of rows).
+    ``a`` and ``b`` (n, D) must have L2-normalised rows (what L_I and L_T compare). Above
+    ``max_logits`` logits the rows are processed block-wise (same value up to float
+    rounding, memory linear in the number of rows). See :class:`SymmetricInfoNCE`.
     """
     n = a.shape[0]
-    rows = max(1, max_logits // max(n, 1))
-    if rows >= n:
-        logits = a @ b.T / temperature
-        target = torch.arange(n, device=a.device)
-        return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target))
-    return 0.5 * (
-        _rows_info_nce(a, b, temperature, rows) + _rows_info_nce(b, a, temperature, rows)
-    )
+    rows = min(n, max(1, max_logits // max(n, 1)))
+    return SymmetricInfoNCE.apply(a, b, temperature, rows, 1.0 / temperature)
 
 
 def modality_pairs(num_modalities: int, scheme: TokenPairs = "all") -> list[tuple[int, int]]:

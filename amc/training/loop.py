@@ -12,7 +12,7 @@ import hashlib
 import logging
 import math
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,6 @@ from amc.training.optim import FusedAdamW
 from amc.training.seed import seed_everything
 
 log = logging.getLogger(__name__)
-
-
 
 
 def _batches(n: int, batch_size: int, generator: torch.Generator | None) -> Iterator[torch.Tensor]:
@@ -81,6 +79,27 @@ def validation_score(task: str, logits: np.ndarray, cohort: Cohort) -> float:
     return score
 
 
+@dataclass
+class _Run:
+    """Everything one training run is built from (see :func:`_build_run`)."""
+
+    model: torch.nn.Module
+    optimizer: FusedAdamW
+    config: AMCConfig
+    method: str
+    method_options: dict[str, Any]
+    scalers: dict
+    cuts: np.ndarray | None
+    fusion_on: bool
+    select_from: int
+    x_train: dict[str, torch.Tensor]
+    p_train: torch.Tensor
+    y_train: dict[str, torch.Tensor]
+    x_val: dict[str, torch.Tensor]
+    p_val: torch.Tensor
+    val: Cohort
+
+
 def train_model(
     cohort: Cohort,
     split: np.ndarray,
@@ -112,6 +131,64 @@ def train_model(
     generator = seed_everything(seed)
     device = select_device(settings.device)
     dtype = autocast_dtype(device, settings.precision)
+    run = _build_run(cohort, split, model_config, settings, max_features, device, desc)
+    # A saved state is reused only for the same settings, data, split and library code.
+    signature = {
+        "config": asdict(run.config),
+        "method": run.method,
+        "method_options": run.method_options,
+        "settings": asdict(settings),
+        "seed": seed,
+        "max_features": dict(max_features or {}),
+        "class_names": list(cohort.class_names),
+        "data": _fingerprint(cohort, split),
+        "code": _code_fingerprint(),
+    }
+    state = _restore(resume_path, signature, run, generator, desc)
+    weights = {"instance": settings.instance, "token": settings.token, "balance": settings.balance}
+    first = settings.epochs if state.get("done") else state["epoch"]
+    bar = tqdm(range(first, settings.epochs), desc=desc, leave=False, disable=None)
+    for epoch in bar:
+        fuse = run.fusion_on and epoch >= settings.warmup_epochs
+        record = _train_epoch(run, cohort.task, settings, weights, fuse, generator, device, dtype)
+        val_out = run_model(run.model, run.x_val, run.p_val, fuse, device, dtype)
+        score = validation_score(cohort.task, val_out["logits"], run.val)
+        record.update(epoch=epoch, val_score=score, fused=fuse)
+        state["history"].append(record)
+        if epoch >= run.select_from:
+            _select(state, epoch, score, run.model)
+        state["epoch"] = epoch + 1
+        bar.set_postfix(
+            loss=f"{record['loss']:.3f}", val=f"{score:.3f}", best=f"{state['best_val']:.3f}"
+        )
+        _log_epoch(desc, epoch, settings.epochs, record, state)
+        stop = state["stale"] >= settings.patience
+        state["done"] = stop or epoch + 1 == settings.epochs
+        if resume_path is not None:
+            _save_resume(resume_path, run.model, run.optimizer, generator, state, signature)
+        if stop:
+            log.info(
+                "%s: early stop at epoch %d (best %d: %.4f)",
+                desc,
+                epoch,
+                state["best_epoch"],
+                state["best_val"],
+            )
+            break
+    bar.close()
+    return _best_checkpoint(run, state, cohort, settings, seed)
+
+
+def _build_run(
+    cohort: Cohort,
+    split: np.ndarray,
+    model_config: dict[str, Any],
+    settings: TrainSettings,
+    max_features: dict[str, int] | None,
+    device: torch.device,
+    desc: str,
+) -> _Run:
+    """Train-split preprocessing, survival bins, the model and its optimizer, the split tensors."""
     check_modalities_in_splits(cohort, split, desc)
     train_idx = np.flatnonzero(split == "train")
     val_idx = np.flatnonzero(split == "val")
@@ -128,26 +205,39 @@ def train_model(
         config_kwargs["num_classes"] = len(cohort.class_names)
     config = AMCConfig(modalities=input_sizes(cohort, scalers), task=cohort.task, **config_kwargs)
     model = build_model(method, config, method_options).to(device)
+    # torch.optim.AdamW(fused=True)'s kernel, without torch.optim's start-up import (optim.py)
     optimizer = FusedAdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     fusion_on = method == "amc" and config.fusion and config.layers >= 2
-    # Select only among epochs that fuse, so the chosen model is an AMC model (other methods
-    # have no warm-up: selection from epoch 0).
-    select_from = settings.warmup_epochs if fusion_on else 0
-    x_train, p_train = model_inputs(train, scalers), torch.from_numpy(train.present)
-    x_val, p_val = model_inputs(val, scalers), torch.from_numpy(val.present)
-    y_train = _targets(train, cuts)
-    # A saved state is reused only for the same settings, data, split and library code.
-    signature = {
-        "config": asdict(config),
-        "method": method,
-        "method_options": method_options,
-        "settings": asdict(settings),
-        "seed": seed,
-        "max_features": dict(max_features or {}),
-        "class_names": list(cohort.class_names),
-        "data": _fingerprint(cohort, split),
-        "code": _code_fingerprint(),
-    }
+    return _Run(
+        model=model,
+        optimizer=optimizer,
+        config=config,
+        method=method,
+        method_options=method_options,
+        scalers=scalers,
+        cuts=cuts,
+        fusion_on=fusion_on,
+        # Select only among epochs that fuse, so the chosen model is an AMC model (other
+        # methods have no warm-up: selection from epoch 0).
+        select_from=settings.warmup_epochs if fusion_on else 0,
+        x_train=model_inputs(train, scalers),
+        p_train=torch.from_numpy(train.present),
+        y_train=_targets(train, cuts),
+        x_val=model_inputs(val, scalers),
+        p_val=torch.from_numpy(val.present),
+        val=val,
+    )
+
+
+def _restore(
+    resume_path: Path | None,
+    signature: dict[str, Any],
+    run: _Run,
+    generator: torch.Generator,
+    desc: str,
+) -> dict[str, Any]:
+    """The running state: a fresh one, or the saved one (model, optimizer and RNGs restored)
+    when ``resume_path`` holds a state written for the same ``signature``."""
     state = {
         "epoch": 0,
         "best_val": -math.inf,
@@ -157,101 +247,100 @@ def train_model(
         "history": [],
     }
     saved = _read_resume(resume_path, desc)
-    if saved is not None:
-        if saved.get("signature") == signature:
-            model.load_state_dict(saved["model"])
-            optimizer.load_state_dict(saved["optimizer"])
-            generator.set_state(saved["generator"])
-            torch.set_rng_state(saved["torch_rng"])
-            state = saved["state"]
-            log.info("%s: resuming at epoch %d from %s", desc, state["epoch"], resume_path)
-        else:
-            log.info("%s: ignoring %s written for other settings", desc, resume_path)
-    weights = {"instance": settings.instance, "token": settings.token, "balance": settings.balance}
-    first = settings.epochs if state.get("done") else state["epoch"]
-    bar = tqdm(range(first, settings.epochs), desc=desc, leave=False, disable=None)
-    for epoch in bar:
-        model.train()
-        fuse = fusion_on and epoch >= settings.warmup_epochs
-        # Running sums stay on the device: one host sync per epoch, not several per step.
-        totals: dict[str, torch.Tensor] = {}
-        steps = 0
-        for idx in _batches(len(train_idx), settings.batch_size, generator):
-            batch = {k: v[idx].to(device) for k, v in x_train.items()}
-            with autocast(device, dtype):
-                out = model(batch, p_train[idx].to(device), fuse=fuse)
-            task = _task_loss(
-                cohort.task,
-                out.logits,
-                {k: v.to(device) for k, v in y_train.items()},
-                idx.to(device),
-            )
-            # AMC's aux losses are weighted by the loss.* params; any other method's aux loss
-            # carries its own coefficient (from its options) and is added as is.
-            loss = task + sum(weights.get(k, 1.0) * v.float() for k, v in out.aux_losses.items())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            optimizer.step()
-            for key, value in (("loss", loss), ("task", task), *out.aux_losses.items()):
-                value = value.detach().to(torch.float64)
-                totals[key] = totals[key] + value if key in totals else value
-            steps += 1
-        val_out = run_model(model, x_val, p_val, fuse, device, dtype)
-        score = validation_score(cohort.task, val_out["logits"], val)
-        record = dict.fromkeys(("loss", "task", *weights), 0.0)  # a method without L_I / L_T: 0
-        if totals:
-            means = (torch.stack(list(totals.values())) / max(steps, 1)).tolist()
-            record.update(zip(totals, means, strict=True))
-        record.update(epoch=epoch, val_score=score, fused=fuse)
-        state["history"].append(record)
-        if epoch >= select_from:
-            if score > state["best_val"] or state["best_state"] is None:
-                state.update(
-                    best_val=score,
-                    best_epoch=epoch,
-                    stale=0,
-                    best_state=copy.deepcopy(model.state_dict()),
-                )
-            else:
-                state["stale"] += 1
-        state["epoch"] = epoch + 1
-        bar.set_postfix(
-            loss=f"{record['loss']:.3f}", val=f"{score:.3f}", best=f"{state['best_val']:.3f}"
+    if saved is None:
+        return state
+    if saved.get("signature") != signature:
+        log.info("%s: ignoring %s written for other settings", desc, resume_path)
+        return state
+    run.model.load_state_dict(saved["model"])
+    run.optimizer.load_state_dict(saved["optimizer"])
+    generator.set_state(saved["generator"])
+    torch.set_rng_state(saved["torch_rng"])
+    log.info("%s: resuming at epoch %d from %s", desc, saved["state"]["epoch"], resume_path)
+    return saved["state"]
+
+
+def _train_epoch(
+    run: _Run,
+    task_kind: str,
+    settings: TrainSettings,
+    weights: dict[str, float],
+    fuse: bool,
+    generator: torch.Generator,
+    device: torch.device,
+    dtype: torch.dtype | None,
+) -> dict[str, float]:
+    """One pass over the training split; the mean of every loss term over its steps."""
+    model, optimizer = run.model, run.optimizer
+    model.train()
+    targets = {k: v.to(device) for k, v in run.y_train.items()}
+    # Running sums stay on the device: one host sync per epoch, not several per step.
+    totals: dict[str, torch.Tensor] = {}
+    steps = 0
+    for idx in _batches(len(run.p_train), settings.batch_size, generator):
+        batch = {k: v[idx].to(device) for k, v in run.x_train.items()}
+        with autocast(device, dtype):
+            out = model(batch, run.p_train[idx].to(device), fuse=fuse)
+        task = _task_loss(task_kind, out.logits, targets, idx.to(device))
+        # AMC's aux losses are weighted by the loss.* params; any other method's aux loss
+        # carries its own coefficient (from its options) and is added as is.
+        loss = task + sum(weights.get(k, 1.0) * v.float() for k, v in out.aux_losses.items())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        for key, value in (("loss", loss), ("task", task), *out.aux_losses.items()):
+            value = value.detach().to(torch.float64)
+            totals[key] = totals[key] + value if key in totals else value
+        steps += 1
+    record = dict.fromkeys(("loss", "task", *weights), 0.0)  # a method without L_I / L_T: 0
+    if totals:
+        means = (torch.stack(list(totals.values())) / max(steps, 1)).tolist()
+        record.update(zip(totals, means, strict=True))
+    return record
+
+
+def _select(state: dict[str, Any], epoch: int, score: float, model: torch.nn.Module) -> None:
+    """Keep the model of the best validation score so far; count epochs without improvement."""
+    if score > state["best_val"] or state["best_state"] is None:
+        state.update(
+            best_val=score,
+            best_epoch=epoch,
+            stale=0,
+            best_state=copy.deepcopy(model.state_dict()),
         )
-        if epoch % 10 == 0 or epoch + 1 == settings.epochs:
-            log.info(
-                "%s: epoch %d/%d loss %.4f val %.4f (best %.4f at epoch %d)",
-                desc,
-                epoch + 1,
-                settings.epochs,
-                record["loss"],
-                score,
-                state["best_val"],
-                state["best_epoch"] + 1,
-            )
-        stop = state["stale"] >= settings.patience
-        state["done"] = stop or epoch + 1 == settings.epochs
-        if resume_path is not None:
-            _save_resume(resume_path, model, optimizer, generator, state, signature)
-        if stop:
-            log.info(
-                "%s: early stop at epoch %d (best %d: %.4f)",
-                desc,
-                epoch,
-                state["best_epoch"],
-                state["best_val"],
-            )
-            break
-    bar.close()
-    best_fused = fusion_on and state["best_epoch"] >= settings.warmup_epochs
+    else:
+        state["stale"] += 1
+
+
+def _log_epoch(
+    desc: str, epoch: int, epochs: int, record: dict[str, Any], state: dict[str, Any]
+) -> None:
+    if epoch % 10 == 0 or epoch + 1 == epochs:
+        log.info(
+            "%s: epoch %d/%d loss %.4f val %.4f (best %.4f at epoch %d)",
+            desc,
+            epoch + 1,
+            epochs,
+            record["loss"],
+            record["val_score"],
+            state["best_val"],
+            state["best_epoch"] + 1,
+        )
+
+
+def _best_checkpoint(
+    run: _Run, state: dict[str, Any], cohort: Cohort, settings: TrainSettings, seed: int
+) -> dict[str, Any]:
+    """The checkpoint of the selected epoch, ready for :func:`predict`."""
+    best_fused = run.fusion_on and state["best_epoch"] >= settings.warmup_epochs
     return {
         "state_dict": state["best_state"],
-        "config": asdict(config),
-        "method": method,
-        "method_options": method_options,
-        "scalers": scalers,
-        "cuts": cuts,
+        "config": asdict(run.config),
+        "method": run.method,
+        "method_options": run.method_options,
+        "scalers": run.scalers,
+        "cuts": run.cuts,
         "class_names": cohort.class_names,
         "modalities": cohort.modalities,
         "best_epoch": state["best_epoch"],

@@ -13,14 +13,24 @@ from amc.data.store import atomic_path, write_json
 from amc.evaluation.importance import importance_validity_table
 from amc.evaluation.importance_figures import plot_importance_by_corruption
 from amc.studies.importance import MODALITIES, MODEL, PAPER, PROPOSED, StudyConfig
+from amc.studies.importance_task import goal_check, task_markdown, task_rows, task_table
 
 DRIVEN = "alignment (drives fusion)"
+
+
+def default_fusion(runs: pd.DataFrame) -> pd.DataFrame:
+    """The models of the validity side: the default replacement rule and pooling (the task
+    side's other AMC variants are left to its own table)."""
+    if "replace_rule" not in runs:
+        return runs
+    return runs[(runs["replace_rule"] == "complement") & (runs["pooling"] == "concat")]
 
 
 def validity_rows(runs: pd.DataFrame) -> pd.DataFrame:
     """Rows of the validity table: every estimator on the paper's model (``fusion.importance=
     mean``, the same model for all four), plus ``alignment`` on the model it drives, labelled
     ``alignment (drives fusion)``."""
+    runs = default_fusion(runs)
     paper = runs[runs["trained_with"] == PAPER]
     driven = runs[(runs["trained_with"] == PROPOSED) & (runs["estimator"] == PROPOSED)].copy()
     driven["estimator"] = DRIVEN
@@ -29,6 +39,7 @@ def validity_rows(runs: pd.DataFrame) -> pd.DataFrame:
 
 def task_comparison(runs: pd.DataFrame) -> tuple[str, dict[str, Any]]:
     """Task metrics (test AUROC / F1) of the model driven by ``alignment`` vs ``mean``."""
+    runs = default_fusion(runs)
     driven = runs[runs["drives_fusion"]]
     lines = [
         "### Task metric when the estimator drives token replacement",
@@ -69,21 +80,34 @@ def task_comparison(runs: pd.DataFrame) -> tuple[str, dict[str, Any]]:
 
 
 def write_outputs(
-    out_dir: Path, runs: pd.DataFrame, patients: pd.DataFrame, cfg: StudyConfig, seconds: float
+    out_dir: Path,
+    runs: pd.DataFrame,
+    patients: pd.DataFrame,
+    cfg: StudyConfig,
+    seconds: float,
+    baselines: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """validity.md / validity.csv / runs.csv / metrics.json / figure.png under ``out_dir``."""
+    """validity.md / validity.csv / runs.csv / task.csv / metrics.json / figure.png under
+    ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     table_md, table = importance_validity_table(validity_rows(runs))
     task_md, task = task_comparison(runs)
+    side_rows = task_rows(
+        runs, pd.DataFrame() if baselines is None else baselines, cfg.attentions[0]
+    )
+    side = task_table(side_rows)
+    goal = goal_check(side)
+    side_md = task_markdown(side, goal, cfg.attentions[0])
     seeds = sorted(int(s) for s in runs["seed"].unique())
     # Headline and figure: noise at the highest level (else the first type), first attention.
     kind = "noise" if "noise" in cfg.corruptions else cfg.corruptions[0]
     level, attention = max(cfg.levels), cfg.attentions[0]
-    pick = patients[
-        (patients["trained_with"] == PAPER)
-        & (patients["corruption"] == kind)
-        & (patients["level"] == level)
-        & (patients["attention"] == attention)
+    pick = default_fusion(patients)
+    pick = pick[
+        (pick["trained_with"] == PAPER)
+        & (pick["corruption"] == kind)
+        & (pick["level"] == level)
+        & (pick["attention"] == attention)
     ]
     plot_importance_by_corruption(
         pick,
@@ -118,6 +142,13 @@ def write_outputs(
         "best_estimator": best,
         "goal_auroc_0_8_reached": bool(headline[best]["corruption_auroc"] >= 0.8),
         "task": task,
+        "task_side": {
+            "f1": {
+                f"{r.corruption}{r.level:g}/{r.method}": {"mean": r.f1_mean, "std": r.f1_std}
+                for r in side.itertuples()
+            },
+            "goal": goal,
+        },
         "runtime_s": seconds,
         "config": {**asdict(cfg), "model": MODEL},
     }
@@ -125,6 +156,8 @@ def write_outputs(
         table.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(out_dir / "runs.csv") as tmp:
         runs.to_csv(tmp, index=False, float_format="%.6g")
+    with atomic_path(out_dir / "task.csv") as tmp:
+        side_rows.to_csv(tmp, index=False, float_format="%.6g")
     intro = (
         "# Does the modality importance reflect modality quality?\n\n"
         f"Synthetic cohort of {cfg.n_patients} patients, modalities of {list(cfg.dims)} "
@@ -145,6 +178,6 @@ def write_outputs(
         f"\n\nRuntime {seconds:.0f} s.\n\n"
     )
     with atomic_path(out_dir / "validity.md") as tmp:
-        tmp.write_text(intro + table_md + "\n" + task_md)
+        tmp.write_text(intro + table_md + "\n" + task_md + "\n" + side_md)
     write_json(metrics, out_dir / "metrics.json")
     return metrics

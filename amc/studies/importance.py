@@ -40,7 +40,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -355,6 +355,7 @@ def run_study(
     quick: bool = False,
     config: StudyConfig | None = None,
     workers: int | str = "auto",
+    grid: str | None = None,
 ) -> pd.DataFrame:
     """Run the whole study and write its outputs (see module docstring).
 
@@ -368,6 +369,9 @@ def run_study(
         Use :data:`QUICK` (smaller cohort, only the 50 % level, fewer epochs) unless ``config``.
     config : StudyConfig, optional
         Overrides the default (or quick) configuration.
+    grid : "default" or "full", optional
+        The AMC variants of the task-metric table (:data:`amc.studies.importance_task.GRIDS`);
+        None keeps the configuration's ``amc_variants``.
     workers : int or "auto"
         Trainings run in parallel (processes of ``config.num_threads`` torch threads each);
         1 runs them in this process, ``"auto"`` one per CPU core. Results do not depend on
@@ -380,9 +384,13 @@ def run_study(
         ``corruption_auroc``, ``quality_spearman``, ``task_auroc``, ``task_f1``.
     """
     from amc.studies.importance_report import write_outputs  # it imports this module's constants
-    from amc.studies.importance_task import make_baseline_jobs
+    from amc.studies.importance_task import GRIDS, make_baseline_jobs
 
     cfg = config or (QUICK if quick else StudyConfig())
+    if grid is not None:
+        if grid not in GRIDS:
+            raise ValueError(f"unknown grid {grid!r}; expected one of {sorted(GRIDS)}")
+        cfg = replace(cfg, amc_variants=GRIDS[grid])
     start = time.perf_counter()
     # Longest first: the AMC trainings, then the (cheaper) baselines fill the workers' tails.
     jobs: list[Any] = [*make_jobs(seeds, cfg), *make_baseline_jobs(seeds, cfg)]

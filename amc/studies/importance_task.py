@@ -106,31 +106,59 @@ def run_baseline_job(job: BaselineJob, cfg: StudyConfig) -> dict[str, Any]:
     clean = make_clean(job.seed, cfg)
     split = make_splits(clean["ids"], clean["labels"], [job.seed])["split"].to_numpy(dtype=str)
     cohort, corrupted, _ = corrupt(clean, job.corruption, job.level, cfg)
-    method = job.method
-    if job.method == "oracle":
-        cohort = drop_modality(cohort, corrupted, cfg.corrupted_modality)
-        method = "late"
-    test = np.flatnonzero(split == "test")
-    ckpt = train_model(
+    task = fit_and_score(
         cohort,
         split,
-        {**MODEL, "attention": cfg.attentions[0], "method": method},
-        _settings(cfg),
-        seed=job.seed,
+        job.method,
+        corrupted,
+        cfg,
+        job.seed,
         desc=f"s{job.seed} {job.corruption}{job.level:g} {job.method}",
     )
-    test_cohort = cohort.subset(test)
-    prob = predict(ckpt, test_cohort, device="cpu", precision="fp32")["prob"]
-    task = classification_metrics(test_cohort.labels, prob)
     return {
         "seed": job.seed,
         "corruption": job.corruption,
         "level": job.level,
         "method": job.method,
-        "task_f1": task["f1"],
-        "task_auroc": task["auroc"],
-        "best_epoch": ckpt["best_epoch"],
+        **task,
     }
+
+
+def fit_and_score(
+    cohort: Cohort,
+    split: np.ndarray,
+    method: str,
+    corrupted: np.ndarray,
+    cfg: StudyConfig,
+    seed: int,
+    desc: str = "baseline",
+) -> dict[str, Any]:
+    """Train baseline ``method`` (late | early | oracle) with the study's model sizes and
+    settings on ``split == "train"`` (selection on "val") and score it on "test".
+
+    ``corrupted`` (P,) bool: the patients whose modality ``cfg.corrupted_modality`` the oracle
+    drops (used by ``oracle`` only). Returns ``task_f1``, ``task_auroc``, ``best_epoch``.
+    """
+    if method not in BASELINES:
+        raise ValueError(f"unknown baseline {method!r}; expected one of {BASELINES}")
+    if method == "oracle":
+        cohort = drop_modality(cohort, corrupted, cfg.corrupted_modality)
+    ckpt = train_model(
+        cohort,
+        split,
+        {
+            **MODEL,
+            "attention": cfg.attentions[0],
+            "method": "late" if method == "oracle" else method,
+        },
+        _settings(cfg),
+        seed=seed,
+        desc=desc,
+    )
+    test_cohort = cohort.subset(np.flatnonzero(split == "test"))
+    prob = predict(ckpt, test_cohort, device="cpu", precision="fp32")["prob"]
+    task = classification_metrics(test_cohort.labels, prob)
+    return {"task_f1": task["f1"], "task_auroc": task["auroc"], "best_epoch": ckpt["best_epoch"]}
 
 
 def amc_label(importance: str, rule: str, pooling: str) -> str:

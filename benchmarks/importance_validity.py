@@ -8,7 +8,8 @@ Usage::
 
     python benchmarks/importance_validity.py [--quick] [--seeds 0 1 2] [--workers 2]
         [--corruptions noise ...] [--levels 0.5 ...] [--attentions differential ...]
-        [--grid default|full] [--task-corruptions noise ...] [--instance 1.0]
+        [--grid default|full] [--variants alignment:deficit:importance ...]
+        [--task-corruptions noise ...] [--instance 1.0]
         [--out benchmarks/results/importance]
 
 The task-metric table of the full grid (all 12 AMC variants, issue 18) at 30 / 50 % noise::
@@ -49,6 +50,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=None)
     parser.add_argument("--task-corruptions", nargs="+", choices=CORRUPTIONS, default=None)
     parser.add_argument("--grid", choices=sorted(GRIDS), default=None, help="AMC variants")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=None,
+        help="task-side AMC variants as importance:replace_rule:pooling (instead of --grid)",
+    )
     parser.add_argument("--instance", type=float, default=None, help="L_I weight (1.0)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/importance"))
     args = parser.parse_args(argv)
@@ -56,6 +63,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     cfg = QUICK if args.quick else StudyConfig()
     if args.grid is not None:
         cfg = replace(cfg, amc_variants=GRIDS[args.grid])
+    if args.variants is not None:
+        variants = tuple(tuple(v.split(":")) for v in args.variants)
+        unknown = [":".join(v) for v in variants if v not in GRIDS["full"]]
+        if unknown:
+            parser.error(f"unknown --variants {unknown}; each is importance:replace_rule:pooling")
+        cfg = replace(cfg, amc_variants=variants)
     for key in ("corruptions", "levels", "attentions", "task_corruptions", "instance"):
         value = getattr(args, key)
         if value is not None:

@@ -26,9 +26,15 @@ compared with the paper's model. Everything is measured on the TEST split only: 
 importance for detecting the corrupted patients, Spearman correlation of m0 importance with
 quality, task AUROC / macro F1.
 
+Task-metric side (issue 18, :mod:`amc.studies.importance_task`): on the same cohorts and splits,
+at every corruption and level of ``task_corruptions``, the test macro F1 of the AMC variants
+``amc_variants`` (importance x replace_rule x pooling; first attention) beside late, early and
+oracle late fusion (which drops m0 for the corrupted patients).
+
 Outputs (under ``out_dir``): ``validity.md`` (tables), ``validity.csv`` (aggregated, long form),
-``runs.csv`` (one row per seed x setting x trained model x estimator), ``metrics.json`` (the key
-numbers), ``figure.png`` (Figure 7 style: importance of corrupted vs clean patients).
+``runs.csv`` (one row per seed x setting x trained model x estimator), ``task.csv`` (one row per
+seed x setting x method of the task side), ``metrics.json`` (the key numbers), ``figure.png``
+(Figure 7 style: importance of corrupted vs clean patients).
 
 Run by the ``importance`` stage (``python -m stages.importance``, params ``importance_study``) and
 by the script ``benchmarks/importance_validity.py`` (any seeds / corruptions / levels).

@@ -9,7 +9,7 @@ Usage::
     python benchmarks/importance_validity.py [--quick] [--seeds 0 1 2] [--workers 2]
         [--corruptions noise ...] [--levels 0.5 ...] [--attentions differential ...]
         [--grid default|full] [--variants alignment:deficit:importance ...]
-        [--task-corruptions noise ...] [--instance 1.0]
+        [--task-corruptions noise ...] [--baselines late early oracle] [--instance 1.0]
         [--out benchmarks/results/importance]
 
 The task-metric table of the full grid (all 12 AMC variants, issue 18) at 30 / 50 % noise::
@@ -37,7 +37,7 @@ from amc.studies.importance import (  # noqa: E402
     StudyConfig,
     run_study,
 )
-from amc.studies.importance_task import GRIDS  # noqa: E402
+from amc.studies.importance_task import BASELINES, GRIDS  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -56,6 +56,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="task-side AMC variants as importance:replace_rule:pooling (instead of --grid)",
     )
+    parser.add_argument(
+        "--baselines", nargs="*", choices=BASELINES, default=None, help="task-side references"
+    )
     parser.add_argument("--instance", type=float, default=None, help="L_I weight (1.0)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/importance"))
     args = parser.parse_args(argv)
@@ -69,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if unknown:
             parser.error(f"unknown --variants {unknown}; each is importance:replace_rule:pooling")
         cfg = replace(cfg, amc_variants=variants)
-    for key in ("corruptions", "levels", "attentions", "task_corruptions", "instance"):
+    for key in ("corruptions", "levels", "attentions", "task_corruptions", "baselines", "instance"):
         value = getattr(args, key)
         if value is not None:
             cfg = replace(cfg, **{key: tuple(value) if isinstance(value, list) else value})

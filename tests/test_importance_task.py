@@ -134,3 +134,52 @@ def test_grids_and_baseline_jobs():
     assert len(amc_jobs) == 18 + 6 + 12 * 9 - 12
     with pytest.raises(ValueError, match="unknown baselines"):
         task.make_baseline_jobs((0,), study.StudyConfig(baselines=("late", "mult")))
+
+
+def test_task_rows_label_amc_models_and_keep_the_task_side_settings():
+    base = {"seed": 0, "level": 0.5, "task_f1": 0.8, "task_auroc": 0.9}
+    runs = pd.DataFrame(
+        [
+            {
+                **base,
+                "attention": "differential",
+                "corruption": "noise",
+                "estimator": "mean",
+                "trained_with": "mean",
+                "replace_rule": "complement",
+                "pooling": "concat",
+            },
+            {
+                **base,
+                "attention": "differential",
+                "corruption": "noise",
+                "estimator": "std",
+                "trained_with": "mean",
+                "replace_rule": "complement",
+                "pooling": "concat",
+            },
+            {
+                **base,
+                "attention": "vanilla",
+                "corruption": "noise",
+                "estimator": "mean",
+                "trained_with": "mean",
+                "replace_rule": "complement",
+                "pooling": "concat",
+            },
+            {
+                **base,
+                "attention": "differential",
+                "corruption": "zero",
+                "estimator": "mean",
+                "trained_with": "mean",
+                "replace_rule": "complement",
+                "pooling": "concat",
+            },
+        ]
+    )
+    late = pd.DataFrame([{**base, "corruption": "noise", "method": "late"}])
+    rows = task.task_rows(runs, late, "differential", corruptions=("noise",))
+    assert list(rows["method"]) == ["AMC mean · complement · concat", "late fusion"]
+    assert list(rows["family"]) == ["amc", "late"]
+    assert len(task.task_rows(runs, late, "differential")) == 3  # zero kept without a filter

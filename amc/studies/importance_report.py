@@ -12,7 +12,14 @@ import pandas as pd
 from amc.data.store import atomic_path, write_json
 from amc.evaluation.importance import importance_validity_table
 from amc.evaluation.importance_figures import plot_importance_by_corruption
-from amc.studies.importance import MODALITIES, MODEL, PAPER, PROPOSED, StudyConfig
+from amc.studies.importance import (
+    MODALITIES,
+    MODEL,
+    PAPER,
+    PROPOSED,
+    StudyConfig,
+    task_corruptions,
+)
 from amc.studies.importance_task import goal_check, task_markdown, task_rows, task_table
 
 DRIVEN = "alignment (drives fusion)"
@@ -93,7 +100,10 @@ def write_outputs(
     table_md, table = importance_validity_table(validity_rows(runs))
     task_md, task = task_comparison(runs)
     side_rows = task_rows(
-        runs, pd.DataFrame() if baselines is None else baselines, cfg.attentions[0]
+        runs,
+        pd.DataFrame() if baselines is None else baselines,
+        cfg.attentions[0],
+        task_corruptions(cfg),
     )
     side = task_table(side_rows)
     goal = goal_check(side)

@@ -166,10 +166,18 @@ def amc_label(importance: str, rule: str, pooling: str) -> str:
     return f"AMC {importance} · {rule} · {pooling}"
 
 
-def task_rows(runs: pd.DataFrame, baselines: pd.DataFrame, attention: str) -> pd.DataFrame:
+def task_rows(
+    runs: pd.DataFrame,
+    baselines: pd.DataFrame,
+    attention: str,
+    corruptions: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """One row per (seed, corruption, level, method) with ``task_f1`` / ``task_auroc``: the AMC
     models of ``attention`` (one row per model, labelled by :func:`amc_label`) and the
-    baselines (labelled by :data:`BASELINE_LABELS`)."""
+    baselines (labelled by :data:`BASELINE_LABELS`), for the ``corruptions`` of the task side
+    (default: all)."""
+    if corruptions is not None:
+        runs = runs[runs["corruption"].isin(list(corruptions))]
     amc = runs[(runs["attention"] == attention) & (runs["estimator"] == runs["trained_with"])]
     amc = amc.assign(
         method=[

@@ -86,6 +86,66 @@ def task_comparison(runs: pd.DataFrame) -> tuple[str, dict[str, Any]]:
     return "\n".join(lines) + "\n", out
 
 
+def _intro(cfg: StudyConfig, seeds: list[int], seconds: float) -> str:
+    """The opening paragraphs of validity.md."""
+    return (
+        "# Does the modality importance reflect modality quality?\n\n"
+        f"Synthetic cohort of {cfg.n_patients} patients, modalities of {list(cfg.dims)} "
+        f"features (noisy linear views of a {cfg.latent}-d latent); m0 corrupted (noise / shift "
+        f"/ zero) for a share of the patients; seeds {seeds}; {cfg.epochs} epochs "
+        f"({cfg.warmup_epochs} warm-up), loss.instance "
+        f"{cfg.instance:g}. The columns mean / "
+        "std / max (the paper's estimators) and alignment are all computed from the SAME model, "
+        "trained with `fusion.importance=mean`; `alignment (drives fusion)` comes from a model "
+        "trained with `fusion.importance=alignment` (highest level only). AUROC 0.5 = the "
+        "importance is blind to the corruption; below 0.5 = corrupted patients get MORE "
+        "importance.\n\n"
+        "In a pipeline's `predictions.parquet` the paper's estimator is `importance_<m>` (the s "
+        "of the fusion step, which set `replaced_<m>`) and the alignment signal is "
+        "`agreement_<m>` (written for every model, whatever estimator drives fusion): "
+        "`importance_<m>` answers how much the model leaned on m, `agreement_<m>` whether m "
+        "agrees with the patient's other modalities (the quality question of this study)."
+        f"\n\nRuntime {seconds:.0f} s.\n\n"
+    )
+
+
+def _headline(table: pd.DataFrame, kind: str, level: float, attention: str) -> dict[str, Any]:
+    """Validity numbers of every estimator at one setting (for metrics.json)."""
+    head = table[
+        (table["corruption"] == kind)
+        & (table["level"] == level)
+        & (table["attention"] == attention)
+    ].set_index("estimator")
+    return {
+        est: {
+            "corruption_auroc": float(head.loc[est, "corruption_auroc_mean"]),
+            "corruption_auroc_std": float(head.loc[est, "corruption_auroc_std"]),
+            "quality_spearman": float(head.loc[est, "quality_spearman_mean"]),
+            "quality_spearman_std": float(head.loc[est, "quality_spearman_std"]),
+        }
+        for est in head.index
+    }
+
+
+def _task_side(
+    runs: pd.DataFrame, baselines: pd.DataFrame | None, cfg: StudyConfig
+) -> tuple[pd.DataFrame, str, dict[str, Any]]:
+    """Per-seed rows, markdown and metrics of the task-metric side."""
+    rows = task_rows(
+        runs,
+        pd.DataFrame() if baselines is None else baselines,
+        cfg.attentions[0],
+        task_corruptions(cfg),
+    )
+    table = task_table(rows)
+    goal = goal_check(table)
+    f1 = {
+        f"{r.corruption}{r.level:g}/{r.method}": {"mean": r.f1_mean, "std": r.f1_std}
+        for r in table.itertuples()
+    }
+    return rows, task_markdown(table, goal, cfg.attentions[0]), {"f1": f1, "goal": goal}
+
+
 def write_outputs(
     out_dir: Path,
     runs: pd.DataFrame,
@@ -99,15 +159,7 @@ def write_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     table_md, table = importance_validity_table(validity_rows(runs))
     task_md, task = task_comparison(runs)
-    side_rows = task_rows(
-        runs,
-        pd.DataFrame() if baselines is None else baselines,
-        cfg.attentions[0],
-        task_corruptions(cfg),
-    )
-    side = task_table(side_rows)
-    goal = goal_check(side)
-    side_md = task_markdown(side, goal, cfg.attentions[0])
+    side_rows, side_md, side_metrics = _task_side(runs, baselines, cfg)
     seeds = sorted(int(s) for s in runs["seed"].unique())
     # Headline and figure: noise at the highest level (else the first type), first attention.
     kind = "noise" if "noise" in cfg.corruptions else cfg.corruptions[0]
@@ -130,20 +182,7 @@ def write_outputs(
             f"patients\n(paper's model, {attention} attention, test split, seeds {seeds})"
         ),
     )
-    head = table[
-        (table["corruption"] == kind)
-        & (table["level"] == level)
-        & (table["attention"] == attention)
-    ].set_index("estimator")
-    headline = {
-        est: {
-            "corruption_auroc": float(head.loc[est, "corruption_auroc_mean"]),
-            "corruption_auroc_std": float(head.loc[est, "corruption_auroc_std"]),
-            "quality_spearman": float(head.loc[est, "quality_spearman_mean"]),
-            "quality_spearman_std": float(head.loc[est, "quality_spearman_std"]),
-        }
-        for est in head.index
-    }
+    headline = _headline(table, kind, level, attention)
     best = max(headline, key=lambda e: np.nan_to_num(headline[e]["corruption_auroc"], nan=-1))
     metrics = {
         "setting": {"corruption": kind, "level": level, "attention": attention},
@@ -152,13 +191,7 @@ def write_outputs(
         "best_estimator": best,
         "goal_auroc_0_8_reached": bool(headline[best]["corruption_auroc"] >= 0.8),
         "task": task,
-        "task_side": {
-            "f1": {
-                f"{r.corruption}{r.level:g}/{r.method}": {"mean": r.f1_mean, "std": r.f1_std}
-                for r in side.itertuples()
-            },
-            "goal": goal,
-        },
+        "task_side": side_metrics,
         "runtime_s": seconds,
         "config": {**asdict(cfg), "model": MODEL},
     }
@@ -168,25 +201,7 @@ def write_outputs(
         runs.to_csv(tmp, index=False, float_format="%.6g")
     with atomic_path(out_dir / "task.csv") as tmp:
         side_rows.to_csv(tmp, index=False, float_format="%.6g")
-    intro = (
-        "# Does the modality importance reflect modality quality?\n\n"
-        f"Synthetic cohort of {cfg.n_patients} patients, modalities of {list(cfg.dims)} "
-        f"features (noisy linear views of a {cfg.latent}-d latent); m0 corrupted (noise / shift "
-        f"/ zero) for a share of the patients; seeds {seeds}; {cfg.epochs} epochs "
-        f"({cfg.warmup_epochs} warm-up), loss.instance "
-        f"{cfg.instance:g}. The columns mean / "
-        "std / max (the paper's estimators) and alignment are all computed from the SAME model, "
-        "trained with `fusion.importance=mean`; `alignment (drives fusion)` comes from a model "
-        "trained with `fusion.importance=alignment` (highest level only). AUROC 0.5 = the "
-        "importance is blind to the corruption; below 0.5 = corrupted patients get MORE "
-        "importance.\n\n"
-        "In a pipeline's `predictions.parquet` the paper's estimator is `importance_<m>` (the s "
-        "of the fusion step, which set `replaced_<m>`) and the alignment signal is "
-        "`agreement_<m>` (written for every model, whatever estimator drives fusion): "
-        "`importance_<m>` answers how much the model leaned on m, `agreement_<m>` whether m "
-        "agrees with the patient's other modalities (the quality question of this study)."
-        f"\n\nRuntime {seconds:.0f} s.\n\n"
-    )
+    intro = _intro(cfg, seeds, seconds)
     with atomic_path(out_dir / "validity.md") as tmp:
         tmp.write_text(intro + table_md + "\n" + task_md + "\n" + side_md)
     write_json(metrics, out_dir / "metrics.json")

@@ -140,6 +140,12 @@ class ImportanceStudyParams:
 
     seeds: list = key([0, 1, 2], list_of(integer(0), distinct=True), "study seeds")
     quick: bool = key(False, FLAG, "one seed, 50% corruption only")
+    grid: str = key(
+        "default",
+        one_of("default", "full"),
+        "AMC variants of the task-metric table: default (the paper's estimator and the "
+        "defaults) | full (importance x replace_rule x pooling, 12 variants; slow)",
+    )
 
 
 KINDS = ("mimic", "tcga", "adni", "custom")

@@ -1,11 +1,12 @@
 """importance: does the per-patient modality importance reflect modality quality? (issue 6)
 
 Usage: python -m stages.importance [--quick] [--out reports/importance]
-(params: importance_study.seeds / .quick)
+(params: importance_study.seeds / .quick / .grid)
 Runs the controlled corruption study of :mod:`amc.studies.importance` (in-memory
 synthetic cohort, no pipeline data) and writes under <out>: validity.md (tables),
 validity.csv (mean / std over seeds per estimator, attention, corruption, level), runs.csv
-(per seed), metrics.json (headline numbers), figure.png (importance of clean vs corrupted
+(per seed), task.csv (test F1 / AUROC per seed of the AMC variants and the late / early / oracle
+fusion references), metrics.json (headline numbers), figure.png (importance of clean vs corrupted
 patients, paper's estimator vs alignment).
 """
 
@@ -31,7 +32,9 @@ def main(argv: list[str]) -> None:
     study = load_params()["importance_study"]  # validated, defaults filled in
     quick = args.quick or study["quick"]
     seeds = tuple(study["seeds"])
-    runs = run_study(args.out, seeds=seeds[:1] if quick else seeds, quick=quick)
+    runs = run_study(
+        args.out, seeds=seeds[:1] if quick else seeds, quick=quick, grid=study["grid"]
+    )
     log.info("importance: %d result rows written to %s", len(runs), args.out)
 
 

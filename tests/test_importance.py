@@ -1,5 +1,6 @@
 """Issue 6: alignment importance, importance validity metrics, table, figure, study plumbing."""
 
+import json
 import math
 import re
 
@@ -196,15 +197,43 @@ def test_tiny_study_writes_every_output(tmp_path):
         attentions=("differential",),
         epochs=2,
         warmup_epochs=1,
+        amc_variants=(("mean", "complement", "concat"), ("alignment", "deficit", "importance")),
     )
     runs = study.run_study(tmp_path, seeds=(0,), config=cfg, workers=1)
     assert set(runs["estimator"]) == {"mean", "std", "max", "alignment"}
     assert set(runs["trained_with"]) == {"mean", "alignment"}
     assert runs["corruption_auroc"].between(0, 1).all()
-    for name in ("validity.md", "validity.csv", "runs.csv", "metrics.json", "figure.png"):
+    for name in ("validity.md", "validity.csv", "runs.csv", "task.csv", "metrics.json"):
         assert (tmp_path / name).stat().st_size > 0, name
+    assert (tmp_path / "figure.png").stat().st_size > 0
     md = (tmp_path / "validity.md").read_text()
     assert "alignment (drives fusion)" in md and "fusion.importance=alignment" in md
+    # The validity side keeps to the default rule / pooling: the extra variant is task-side only.
+    validity = pd.read_csv(tmp_path / "validity.csv")
+    assert set(validity["estimator"]) == {
+        "mean",
+        "std",
+        "max",
+        "alignment",
+        "alignment (drives fusion)",
+    }
+    # Task side: every AMC variant and the three references, on the same setting.
+    rows = pd.read_csv(tmp_path / "task.csv")
+    assert set(rows["method"]) == {
+        "AMC mean · complement · concat",
+        "AMC alignment · complement · concat",
+        "AMC alignment · deficit · importance",
+        "late fusion",
+        "early fusion",
+        "oracle late fusion (drops corrupted m0)",
+    }
+    assert rows["task_f1"].between(0, 1).all() and len(rows) == 6
+    table = md[md.index("### Task metric: AMC variants") :]
+    for label in ("AMC alignment · deficit · importance", "late fusion", "early fusion", "oracle"):
+        assert f"| {label}" in table
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    goal = metrics["task_side"]["goal"]["noise0.5"]
+    assert goal["best_amc"].startswith("AMC ") and 0 <= goal["late_f1"] <= 1
 
 
 def test_importance_estimates_match_the_models_own(tmp_path):
@@ -233,13 +262,13 @@ def test_stage_calls_the_study(monkeypatch):
 
     calls = {}
 
-    def fake(out_dir, seeds, quick):
-        calls.update(out_dir=out_dir, seeds=seeds, quick=quick)
+    def fake(out_dir, seeds, quick, grid):
+        calls.update(out_dir=out_dir, seeds=seeds, quick=quick, grid=grid)
         return pd.DataFrame()
 
     monkeypatch.setattr(stage, "run_study", fake)
     stage.main(["--quick"])
-    assert calls == {"out_dir": stage.OUT_DIR, "seeds": (0,), "quick": True}
+    assert calls == {"out_dir": stage.OUT_DIR, "seeds": (0,), "quick": True, "grid": "default"}
 
 
 def test_params_accept_alignment_and_still_reject_unknown(tmp_path):

@@ -26,9 +26,15 @@ compared with the paper's model. Everything is measured on the TEST split only: 
 importance for detecting the corrupted patients, Spearman correlation of m0 importance with
 quality, task AUROC / macro F1.
 
+Task-metric side (issue 18, :mod:`amc.studies.importance_task`): on the same cohorts and splits,
+at every corruption and level of ``task_corruptions``, the test macro F1 of the AMC variants
+``amc_variants`` (importance x replace_rule x pooling; first attention) beside late, early and
+oracle late fusion (which drops m0 for the corrupted patients).
+
 Outputs (under ``out_dir``): ``validity.md`` (tables), ``validity.csv`` (aggregated, long form),
-``runs.csv`` (one row per seed x setting x trained model x estimator), ``metrics.json`` (the key
-numbers), ``figure.png`` (Figure 7 style: importance of corrupted vs clean patients).
+``runs.csv`` (one row per seed x setting x trained model x estimator), ``task.csv`` (one row per
+seed x setting x method of the task side), ``metrics.json`` (the key numbers), ``figure.png``
+(Figure 7 style: importance of corrupted vs clean patients).
 
 Run by the ``importance`` stage (``python -m stages.importance``, params ``importance_study``) and
 by the script ``benchmarks/importance_validity.py`` (any seeds / corruptions / levels).
@@ -40,7 +46,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +95,16 @@ class StudyConfig:
     lr: float = 3e-3
     num_threads: int = 1
     instance: float = 1.0  # loss.instance, the L_I weight recommended with alignment
+    # Task-metric side (amc.studies.importance_task): AMC variants (importance, replace_rule,
+    # pooling) and the baselines trained at every level of ``task_corruptions`` (None: all),
+    # with the first attention only.
+    amc_variants: tuple[tuple[str, str, str], ...] = ((PAPER, "complement", "concat"),)
+    baselines: tuple[str, ...] = ("late", "early", "oracle")
+    task_corruptions: tuple[str, ...] | None = None
 
 
-#: ``--quick``: a smaller cohort, only the 50 % level, fewer epochs.
-QUICK = StudyConfig(n_patients=400, levels=(0.5,), epochs=6)
+#: ``--quick``: a smaller cohort, only the 50 % level, fewer epochs; task side on noise only.
+QUICK = StudyConfig(n_patients=400, levels=(0.5,), epochs=6, task_corruptions=("noise",))
 
 MODEL: dict[str, Any] = {
     "hidden": 32,
@@ -216,6 +228,8 @@ class Job:
     corruption: str
     level: float
     trained_with: str
+    replace_rule: str = "complement"
+    pooling: str = "concat"
 
 
 def run_job(job: Job, cfg: StudyConfig) -> tuple[list[dict[str, Any]], pd.DataFrame]:
@@ -235,11 +249,21 @@ def run_job(job: Job, cfg: StudyConfig) -> tuple[list[dict[str, Any]], pd.DataFr
     test = np.flatnonzero(split == "test")
     test_cohort = cohort.subset(test)
     m0 = cfg.corrupted_modality
-    desc = f"s{job.seed} {job.attention[:4]} {job.corruption}{job.level:g} {job.trained_with}"
+    desc = (
+        f"s{job.seed} {job.attention[:4]} {job.corruption}{job.level:g} {job.trained_with} "
+        f"{job.replace_rule} {job.pooling}"
+    )
+    model = {
+        **MODEL,
+        "attention": job.attention,
+        "importance": job.trained_with,
+        "replace_rule": job.replace_rule,
+        "pooling": job.pooling,
+    }
     ckpt = train_model(
         cohort,
         split,
-        {**MODEL, "attention": job.attention, "importance": job.trained_with},
+        model,
         _settings(cfg),
         seed=job.seed,
         desc=desc,
@@ -255,6 +279,8 @@ def run_job(job: Job, cfg: StudyConfig) -> tuple[list[dict[str, Any]], pd.DataFr
         "corruption": job.corruption,
         "level": job.level,
         "trained_with": job.trained_with,
+        "replace_rule": job.replace_rule,
+        "pooling": job.pooling,
     }
     for name in (*ATTENTION_STATS, PROPOSED):
         imp = est[name]
@@ -289,7 +315,9 @@ def run_job(job: Job, cfg: StudyConfig) -> tuple[list[dict[str, Any]], pd.DataFr
 
 
 def make_jobs(seeds: Sequence[int], cfg: StudyConfig) -> list[Job]:
-    """Paper-estimator models for every setting; alignment-driven models at the top level."""
+    """Paper-estimator models for every setting; alignment-driven models at the top level (the
+    default replacement rule and pooling); then the task side's AMC variants (first attention,
+    ``cfg.task_corruptions``) that are not already among them."""
     jobs = []
     for seed in seeds:
         for attention in cfg.attentions:
@@ -298,11 +326,33 @@ def make_jobs(seeds: Sequence[int], cfg: StudyConfig) -> list[Job]:
                     jobs.append(Job(seed, attention, kind, level, PAPER))
                     if level >= max(cfg.levels):
                         jobs.append(Job(seed, attention, kind, level, PROPOSED))
+    done = set(jobs)
+    for seed in seeds:
+        for kind in task_corruptions(cfg):
+            for level in cfg.levels:
+                for importance, rule, pooling in cfg.amc_variants:
+                    job = Job(seed, cfg.attentions[0], kind, level, importance, rule, pooling)
+                    if job not in done:
+                        jobs.append(job)
+                        done.add(job)
     return jobs
 
 
-def _run_job_star(args: tuple[Job, StudyConfig]) -> tuple[list[dict[str, Any]], pd.DataFrame]:
-    return run_job(*args)
+def task_corruptions(cfg: StudyConfig) -> tuple[str, ...]:
+    """The corruption kinds of the task-metric side (those of ``cfg.task_corruptions`` that the
+    study runs; all of them when it is None)."""
+    if cfg.task_corruptions is None:
+        return cfg.corruptions
+    return tuple(kind for kind in cfg.corruptions if kind in cfg.task_corruptions)
+
+
+def _run_job_star(args: tuple[Any, StudyConfig]) -> tuple[list[dict[str, Any]], Any]:
+    job, cfg = args
+    if isinstance(job, Job):
+        return run_job(job, cfg)
+    from amc.studies.importance_task import run_baseline_job  # it imports this module
+
+    return [run_baseline_job(job, cfg)], None
 
 
 def run_study(
@@ -311,6 +361,7 @@ def run_study(
     quick: bool = False,
     config: StudyConfig | None = None,
     workers: int | str = "auto",
+    grid: str | None = None,
 ) -> pd.DataFrame:
     """Run the whole study and write its outputs (see module docstring).
 
@@ -324,6 +375,9 @@ def run_study(
         Use :data:`QUICK` (smaller cohort, only the 50 % level, fewer epochs) unless ``config``.
     config : StudyConfig, optional
         Overrides the default (or quick) configuration.
+    grid : "default" or "full", optional
+        The AMC variants of the task-metric table (:data:`amc.studies.importance_task.GRIDS`);
+        None keeps the configuration's ``amc_variants``.
     workers : int or "auto"
         Trainings run in parallel (processes of ``config.num_threads`` torch threads each);
         1 runs them in this process, ``"auto"`` one per CPU core. Results do not depend on
@@ -336,10 +390,16 @@ def run_study(
         ``corruption_auroc``, ``quality_spearman``, ``task_auroc``, ``task_f1``.
     """
     from amc.studies.importance_report import write_outputs  # it imports this module's constants
+    from amc.studies.importance_task import GRIDS, make_baseline_jobs
 
     cfg = config or (QUICK if quick else StudyConfig())
+    if grid is not None:
+        if grid not in GRIDS:
+            raise ValueError(f"unknown grid {grid!r}; expected one of {sorted(GRIDS)}")
+        cfg = replace(cfg, amc_variants=GRIDS[grid])
     start = time.perf_counter()
-    jobs = make_jobs(seeds, cfg)
+    # Longest first: the AMC trainings, then the (cheaper) baselines fill the workers' tails.
+    jobs: list[Any] = [*make_jobs(seeds, cfg), *make_baseline_jobs(seeds, cfg)]
     workers = resolve_workers(workers, len(jobs), torch.device("cpu"))
     log.info("importance study: %d trainings on %d worker(s)", len(jobs), workers)
     results = parallel_map(
@@ -349,9 +409,11 @@ def run_study(
         threads=cfg.num_threads,
         desc="importance study",
     )
-    runs = pd.DataFrame([row for rows, _ in results for row in rows])
-    patients = pd.concat([frame for _, frame in results], ignore_index=True)
+    amc_results = [(rows, frame) for rows, frame in results if frame is not None]
+    runs = pd.DataFrame([row for rows, _ in amc_results for row in rows])
+    patients = pd.concat([frame for _, frame in amc_results], ignore_index=True)
+    baselines = pd.DataFrame([row for rows, frame in results if frame is None for row in rows])
     seconds = time.perf_counter() - start
-    write_outputs(Path(out_dir), runs, patients, cfg, seconds)
+    write_outputs(Path(out_dir), runs, patients, cfg, seconds, baselines)
     log.info("importance study: %d trainings in %.0f s", len(jobs), seconds)
     return runs

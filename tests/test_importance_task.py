@@ -1,0 +1,185 @@
+"""Issue 18: the task-metric side of the importance study (late / early / oracle references)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from amc.baselines import build_model
+from amc.data.cohort import Cohort
+from amc.model import AMCConfig
+from amc.studies import importance as study
+from amc.studies import importance_task as task
+
+
+def _cohort(n: int = 6) -> Cohort:
+    rng = np.random.default_rng(0)
+    return Cohort(
+        patient_ids=np.array([f"P{i}" for i in range(n)], dtype=object),
+        modalities=["m0", "m1"],
+        features={
+            "m0": rng.normal(size=(n, 4)).astype(np.float32),
+            "m1": rng.normal(size=(n, 3)).astype(np.float32),
+        },
+        present=np.ones((n, 2), dtype=bool),
+        task="classification",
+        labels=np.arange(n) % 2,
+        class_names=["0", "1"],
+    )
+
+
+def test_drop_modality_marks_only_the_given_patients_absent():
+    cohort = _cohort()
+    rows = np.array([True, False, True, False, False, False])
+    dropped = task.drop_modality(cohort, rows, 0)
+    np.testing.assert_array_equal(dropped.present[:, 0], ~rows)
+    assert dropped.present[:, 1].all()
+    assert np.all(dropped.features["m0"][rows] == 0)
+    np.testing.assert_array_equal(dropped.features["m0"][~rows], cohort.features["m0"][~rows])
+    np.testing.assert_array_equal(dropped.features["m1"], cohort.features["m1"])
+    assert cohort.present.all() and not np.all(cohort.features["m0"][rows] == 0)  # a copy
+
+
+def test_late_fusion_ignores_a_modality_marked_absent():
+    # What makes the oracle an oracle: with m0 absent, m0's features cannot move the prediction.
+    torch.manual_seed(0)
+    config = AMCConfig(modalities={"m0": 4, "m1": 3, "m2": 5}, hidden=8, heads=2, tokens=2)
+    model = build_model("late", config).eval()
+    inputs = {name: torch.randn(4, size) for name, size in config.modalities.items()}
+    present = torch.tensor([[0, 1, 1], [1, 1, 1], [0, 1, 1], [1, 1, 1]]).bool()
+    noisy = {**inputs, "m0": inputs["m0"] + 10 * torch.randn(4, 4)}
+    with torch.no_grad():
+        before, after = model(inputs, present).logits, model(noisy, present).logits
+    assert torch.allclose(before[~present[:, 0]], after[~present[:, 0]], atol=1e-6)
+    assert not torch.allclose(before[present[:, 0]], after[present[:, 0]], atol=1e-3)
+
+
+def _planted(seed: int = 0, n: int = 240) -> tuple[Cohort, np.ndarray, np.ndarray]:
+    """m0 strongly predictive but pure loud noise for half the patients; m1, m2 weak."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 2
+    sign = 2.0 * labels[:, None] - 1.0
+    corrupted = rng.permutation(n) < n // 2
+    m0 = 2.0 * sign * np.ones((n, 8)) + rng.normal(size=(n, 8))
+    m0[corrupted] = 4.0 * rng.normal(size=(corrupted.sum(), 8))
+    features = {"m0": m0}
+    for name in ("m1", "m2"):
+        features[name] = 0.6 * sign * np.ones((n, 6)) + rng.normal(size=(n, 6))
+    cohort = Cohort(
+        patient_ids=np.array([f"P{i:03d}" for i in range(n)], dtype=object),
+        modalities=["m0", "m1", "m2"],
+        features={k: v.astype(np.float32) for k, v in features.items()},
+        present=np.ones((n, 3), dtype=bool),
+        task="classification",
+        labels=labels,
+        class_names=["0", "1"],
+    )
+    split = np.array(["train", "train", "train", "val", "test"])[np.arange(n) % 5]
+    return cohort, corrupted, split
+
+
+def test_oracle_beats_late_fusion_on_a_planted_cohort():
+    cohort, corrupted, split = _planted()
+    cfg = study.StudyConfig(epochs=3, warmup_epochs=1)
+    late = task.fit_and_score(cohort, split, "late", corrupted, cfg, seed=0)
+    oracle = task.fit_and_score(cohort, split, "oracle", corrupted, cfg, seed=0)
+    assert oracle["task_f1"] > late["task_f1"] + 0.03, (oracle, late)
+    with pytest.raises(ValueError, match="late, early, oracle|'late', 'early', 'oracle'"):
+        task.fit_and_score(cohort, split, "mult", corrupted, cfg, seed=0)
+
+
+def _table(amc: list[tuple[str, float, float]], late, oracle) -> pd.DataFrame:
+    rows = [("amc", name, mean, std) for name, mean, std in amc]
+    rows += [("late", "late fusion", *late), ("oracle", "oracle", *oracle)]
+    return pd.DataFrame(
+        [
+            {
+                "corruption": "noise",
+                "level": 0.5,
+                "family": f,
+                "method": m,
+                "f1_mean": mean,
+                "f1_std": std,
+            }
+            for f, m, mean, std in rows
+        ]
+    )
+
+
+def test_goal_check_takes_the_best_amc_and_both_conditions():
+    # best AMC 0.90 +- 0.01; late 0.85 +- 0.02; oracle 0.93: margin 0.05 > 0.02, half-way 0.89
+    goal = task.goal_check(_table([("a", 0.80, 0.0), ("b", 0.90, 0.01)], (0.85, 0.02), (0.93, 0)))
+    g = goal["noise0.5"]
+    assert g["best_amc"] == "b" and g["margin_over_late"] == pytest.approx(0.05)
+    assert g["beats_late_beyond_std"] and g["half_way_to_oracle"]
+    # within the std of late fusion: does not beat it; 0.87 < half-way 0.89
+    g = task.goal_check(_table([("a", 0.87, 0.01)], (0.85, 0.03), (0.93, 0)))["noise0.5"]
+    assert not g["beats_late_beyond_std"] and not g["half_way_to_oracle"]
+    # no oracle row: no verdict
+    assert task.goal_check(_table([("a", 0.9, 0.0)], (0.8, 0), (0.9, 0)).iloc[:2]) == {}
+
+
+def test_grids_and_baseline_jobs():
+    assert len(task.FULL_GRID) == 12 and len(set(task.FULL_GRID)) == 12
+    assert set(task.DEFAULT_GRID) <= set(task.FULL_GRID)
+    cfg = study.StudyConfig(
+        corruptions=("noise", "zero"), levels=(0.3, 0.5), task_corruptions=("zero", "shift")
+    )
+    jobs = task.make_baseline_jobs((0, 1), cfg)
+    assert len(jobs) == 2 * 1 * 2 * 3 and {j.corruption for j in jobs} == {"zero"}
+    amc_jobs = study.make_jobs((0,), study.StudyConfig(amc_variants=task.FULL_GRID))
+    assert len(amc_jobs) == len(set(amc_jobs))  # the paper's models are not trained twice
+    # validity side 2 attentions x 9 settings + 2 x 3 alignment-driven; task side: 12 variants
+    # x 9 settings, of which 9 + 3 already exist
+    assert len(amc_jobs) == 18 + 6 + 12 * 9 - 12
+    with pytest.raises(ValueError, match="unknown baselines"):
+        task.make_baseline_jobs((0,), study.StudyConfig(baselines=("late", "mult")))
+
+
+def test_task_rows_label_amc_models_and_keep_the_task_side_settings():
+    base = {"seed": 0, "level": 0.5, "task_f1": 0.8, "task_auroc": 0.9}
+    runs = pd.DataFrame(
+        [
+            {
+                **base,
+                "attention": "differential",
+                "corruption": "noise",
+                "estimator": "mean",
+                "trained_with": "mean",
+                "replace_rule": "complement",
+                "pooling": "concat",
+            },
+            {
+                **base,
+                "attention": "differential",
+                "corruption": "noise",
+                "estimator": "std",
+                "trained_with": "mean",
+                "replace_rule": "complement",
+                "pooling": "concat",
+            },
+            {
+                **base,
+                "attention": "vanilla",
+                "corruption": "noise",
+                "estimator": "mean",
+                "trained_with": "mean",
+                "replace_rule": "complement",
+                "pooling": "concat",
+            },
+            {
+                **base,
+                "attention": "differential",
+                "corruption": "zero",
+                "estimator": "mean",
+                "trained_with": "mean",
+                "replace_rule": "complement",
+                "pooling": "concat",
+            },
+        ]
+    )
+    late = pd.DataFrame([{**base, "corruption": "noise", "method": "late"}])
+    rows = task.task_rows(runs, late, "differential", corruptions=("noise",))
+    assert list(rows["method"]) == ["AMC mean · complement · concat", "late fusion"]
+    assert list(rows["family"]) == ["amc", "late"]
+    assert len(task.task_rows(runs, late, "differential")) == 3  # zero kept without a filter

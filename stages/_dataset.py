@@ -100,6 +100,10 @@ def method_label(ds: dict[str, Any]) -> str:
         parts.append("w/ Original Token Fusion")
     if f["replace_rule"] == "paper":
         parts.append("w/ paper K rule")
+    elif f["replace_rule"] == "deficit":
+        parts.append("w/ deficit K rule")
+    if f["pooling"] == "importance":
+        parts.append("w/ importance pooling")
     if ds["kind"] == "adni" and not ds.get("drop_incomplete", False):
         parts.append("w/ missing modality")
     return "AMC" + ("" if not parts else " " + ", ".join(parts))

@@ -138,3 +138,13 @@ def test_a_method_may_train_on_a_subset_of_the_seeds(params):
     tree["baselines"]["tf"]["seeds"] = [0, 2]
     assert run_params(tree, "adni", "tf")["split"]["seeds"] == [0, 2]
     assert run_params(tree, "adni", "amc")["split"]["seeds"] == params["split"]["seeds"]
+
+
+def test_deficit_rule_and_importance_pooling_are_named(params):
+    tree = copy.deepcopy(params)
+    tree["variants"]["mimic-iv-candidate"] = {
+        "dataset": "mimic-iv",
+        "fusion": {"importance": "alignment", "replace_rule": "deficit", "pooling": "importance"},
+    }
+    label = run_params(tree, "mimic-iv", "mimic-iv-candidate")["label"]
+    assert label == "AMC w/ Alignment, w/ deficit K rule, w/ importance pooling"

@@ -74,9 +74,30 @@ def test_identical_trainings_give_identical_checkpoint_bytes(two_projects, monke
     assert first == second
 
 
-def test_train_killed_after_an_epoch_resumes_to_identical_bytes(two_projects, monkeypatch, caplog):
+def _train_fresh(root: Path) -> tuple[bytes, str]:
+    """``train`` in a new interpreter (as DVC runs it): the checkpoint bytes and the log."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import logging; logging.basicConfig(level=logging.INFO); "
+            f"from stages import train; train.main([{DATASET!r}])",
+        ],
+        cwd=root,
+        env=_child_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    return (root / "models" / DATASET / "amc" / "seed0.pt").read_bytes(), done.stderr
+
+
+def test_train_killed_after_an_epoch_resumes_to_identical_bytes(two_projects):
+    # Every training runs in its own interpreter, as under DVC, so nothing that earlier tests
+    # left in this process (e.g. under pytest-xdist) can differ between the two runs.
     uninterrupted, killed = two_projects
-    reference = _train_in(uninterrupted, monkeypatch)
+    reference, _ = _train_fresh(uninterrupted)
     _run_killed(
         killed,
         f"""
@@ -94,9 +115,8 @@ def test_train_killed_after_an_epoch_resumes_to_identical_bytes(two_projects, mo
         """,
     )
     assert not (killed / "models" / DATASET / "amc" / "seed0.pt").exists()
-    with caplog.at_level("INFO"):
-        resumed = _train_in(killed, monkeypatch)
-    assert any("resuming at epoch 2" in r.getMessage() for r in caplog.records)
+    resumed, log = _train_fresh(killed)
+    assert "resuming at epoch 2" in log
     assert resumed == reference
 
 

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from amc.training.optim import FusedAdamW
+
 
 def random_inputs(
     sizes: dict[str, Any], encoders: dict[str, str], batch: int, bag_items: int = 8
@@ -68,7 +70,7 @@ def measure(
         model(inputs, present)
     gflops = counter.get_total_flops() / batch / 1e9
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    optimizer = FusedAdamW(model.parameters(), lr=1e-4)  # the optimizer training uses
     saved = [0]
 
     def pack(t: torch.Tensor) -> torch.Tensor:

@@ -58,6 +58,7 @@ def os_error_message(exc: OSError, stage: str) -> str:
 
 #: Stage name -> what it does (``amc --help``).
 STAGES = {
+    "code": "one fingerprint of the source files the run stages execute",
     "synthesize": "write a synthetic cohort in a source's real raw format",
     "extract": "raw files of one source -> one modality's feature table",
     "split": "patient-level stratified train / val / test splits, one per seed",

@@ -105,10 +105,25 @@ def load_stages(root: Path) -> list[dict]:
         for stage in repo.index.stages:
             params = [key for dep in stage.params for key in dep.params]
             deps = [Path(d.def_path).as_posix() for d in stage.deps if d not in stage.params]
+            outs = [Path(o.def_path).as_posix() for o in stage.outs]
             stages.append(
-                {"name": stage.name, "cmd": stage.cmd, "deps": deps, "params": params}
+                {"name": stage.name, "cmd": stage.cmd, "deps": deps, "params": params, "outs": outs}
             )
-        return stages
+        return with_code_fingerprints(stages)
+
+
+def with_code_fingerprints(stages: list[dict]) -> list[dict]:
+    """A dep on the output of a ``stages.code`` stage stands for the paths that stage
+    fingerprints (its deps): the run stages declare their code through data/code/run.json."""
+    producers = {
+        out: stage["deps"]
+        for stage in stages
+        if _command_module(stage["cmd"]) == "stages.code"
+        for out in stage["outs"]
+    }
+    for stage in stages:
+        stage["deps"] = [p for d in stage["deps"] for p in [d, *producers.get(d, [])]]
+    return stages
 
 
 def uncovered_modules(stage: dict) -> list[str]:
@@ -148,7 +163,9 @@ def test_removing_a_dep_is_caught(tmp_path, stages):
     """The check itself works: drop one module dep of one stage and it must be reported."""
     dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     name, body = next(
-        (n, b) for n, b in dvc_yaml["stages"].items() if "foreach" not in b and "matrix" not in b
+        (n, b)
+        for n, b in dvc_yaml["stages"].items()
+        if "foreach" not in b and "matrix" not in b and "stages.code" not in b["cmd"]
     )
     body = body.get("do", body)
     module_deps = [d for d in body["deps"] if isinstance(d, str) and d.endswith(".py")]
@@ -162,6 +179,30 @@ def test_removing_a_dep_is_caught(tmp_path, stages):
     assert removed in uncovered_modules(changed)
     original = {s["name"]: s for s in stages}[name]
     assert removed not in uncovered_modules(original)
+
+
+def _code_stage(dvc_yaml: dict) -> dict:
+    return next(b for b in dvc_yaml["stages"].values() if "stages.code" in str(b.get("cmd")))
+
+
+def test_code_stage_fingerprints_what_it_depends_on():
+    """The paths the code stage hashes (its cmd) are exactly its deps (but its own module)."""
+    body = _code_stage(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
+    hashed = [w for w in shlex.split(body["cmd"]) if "/" in w and not w.startswith("data/")]
+    assert sorted(hashed) == sorted(d for d in body["deps"] if d != "stages/code.py")
+
+
+def test_a_path_missing_from_the_code_fingerprint_is_caught(tmp_path):
+    """Run stages declare their code through the code stage: a module dropped there is reported
+    for every run stage that imports it."""
+    dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    _code_stage(dvc_yaml)["deps"].remove("amc/scoring.py")
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    runs = [s for s in load_stages(tmp_path) if s["name"].startswith("run")]
+    assert runs and all("amc/scoring.py" in uncovered_modules(s) for s in runs)
 
 
 def test_lazy_and_type_checking_imports():

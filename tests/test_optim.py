@@ -17,6 +17,12 @@ def _grads(model: torch.nn.Module, step: int) -> None:
     model(x).pow(2).mean().backward()
 
 
+def _step(model: torch.nn.Module, optimizer, step: int) -> None:
+    optimizer.zero_grad()
+    _grads(model, step)
+    optimizer.step()
+
+
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 def test_matches_torch_adamw_step_for_step(weight_decay):
     ours, ref = _model(0), _model(0)
@@ -24,9 +30,7 @@ def test_matches_torch_adamw_step_for_step(weight_decay):
     ref_opt = torch.optim.AdamW(ref.parameters(), lr=0.01, weight_decay=weight_decay, fused=True)
     for step in range(5):
         for model, optimizer in ((ours, opt), (ref, ref_opt)):
-            optimizer.zero_grad()
-            _grads(model, step)
-            optimizer.step()
+            _step(model, optimizer, step)
         for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
             torch.testing.assert_close(a, b, rtol=0, atol=0)
     ref_state = ref_opt.state_dict()["state"]
@@ -41,9 +45,7 @@ def test_close_to_the_default_adamw():
     ref_opt = torch.optim.AdamW(ref.parameters(), lr=0.01, weight_decay=0.01)
     for step in range(5):
         for model, optimizer in ((ours, opt), (ref, ref_opt)):
-            optimizer.zero_grad()
-            _grads(model, step)
-            optimizer.step()
+            _step(model, optimizer, step)
     for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
@@ -52,20 +54,14 @@ def test_resume_gives_the_same_parameters():
     straight, resumed = _model(2), _model(2)
     opt = FusedAdamW(straight.parameters(), lr=0.02)
     for step in range(4):
-        opt.zero_grad()
-        _grads(straight, step)
-        opt.step()
+        _step(straight, opt, step)
     first = FusedAdamW(resumed.parameters(), lr=0.02)
     for step in range(2):
-        first.zero_grad()
-        _grads(resumed, step)
-        first.step()
+        _step(resumed, first, step)
     second = FusedAdamW(resumed.parameters(), lr=0.5)
     second.load_state_dict(first.state_dict())  # the saved lr wins
     for step in range(2, 4):
-        second.zero_grad()
-        _grads(resumed, step)
-        second.step()
+        _step(resumed, second, step)
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 

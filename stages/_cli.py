@@ -59,6 +59,7 @@ def os_error_message(exc: OSError, stage: str) -> str:
 #: Stage name -> what it does (``amc --help``).
 STAGES = {
     "code": "one fingerprint of the source files the run stages execute",
+    "configure": "the resolved settings of every (dataset, method) run, one file each",
     "synthesize": "write a synthetic cohort in a source's real raw format",
     "extract": "raw files of one source -> one modality's feature table",
     "split": "patient-level stratified train / val / test splits, one per seed",
@@ -102,7 +103,21 @@ def run(main: Callable[[list[str]], None], argv: list[str] | None = None) -> Non
     except OSError as exc:
         print(os_error_message(exc, stage_name(main, argv)), file=sys.stderr)
         sys.exit(EXIT_OS)
-    logging.getLogger("stages").info("done in %.1f s", time.perf_counter() - start)
+    logging.getLogger("stages").info(
+        "done in %.1f s (CPU %.1f s, imports and worker processes included)",
+        time.perf_counter() - start,
+        cpu_seconds(),
+    )
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (worker processes)."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def console(argv: list[str] | None = None) -> None:

@@ -80,30 +80,3 @@ def model_kwargs(ds: dict[str, Any]) -> dict[str, Any]:
     return config.model_kwargs(ds)
 
 
-def method_label(ds: dict[str, Any]) -> str:
-    """The row name of this configuration in the paper's tables (Tables 3-6, 9)."""
-    m, f, loss = ds["model"], ds["fusion"], ds["loss"]
-    parts = []
-    if not f["enabled"]:
-        parts.append("w/o Token Fusion")
-    if loss["instance"] == 0 and loss["token"] == 0:
-        parts.append("w/o Contrastive Loss")
-    if m["attention"] == "vanilla":
-        parts.append("w/o Differential Attention")
-    if m["ffn"] == "dense":
-        parts.append("w/o SMoE")
-    if f["importance"] != "mean":
-        parts.append(
-            "w/ " + {"std": "STD", "max": "Max", "alignment": "Alignment"}[f["importance"]]
-        )
-    if f["token_score"] == "linear":
-        parts.append("w/ Original Token Fusion")
-    if f["replace_rule"] == "paper":
-        parts.append("w/ paper K rule")
-    elif f["replace_rule"] == "deficit":
-        parts.append("w/ deficit K rule")
-    if f["pooling"] == "importance":
-        parts.append("w/ importance pooling")
-    if ds["kind"] == "adni" and not ds.get("drop_incomplete", False):
-        parts.append("w/ missing modality")
-    return "AMC" + ("" if not parts else " " + ", ".join(parts))

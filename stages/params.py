@@ -12,9 +12,10 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from amc.config import OVERRIDES, resolve_dataset, resolve_item
 from amc.config import load_params as _load_params
-from amc.config import resolve_dataset, resolve_item
 from amc.errors import InputError
+from amc.schema import check_block
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -52,6 +53,11 @@ def labels_file(ds: dict[str, Any]) -> Path:
 AMC = "amc"
 #: AMCConfig fields a baseline reads from the ``model`` block (its stage depends on exactly these).
 BASELINE_MODEL_KEYS = ("hidden", "heads", "layers", "tokens", "encoder_layers", "dropout")
+#: What a baseline reads of AMC's blocks: the shared model sizes, and ``loss.balance`` (the trainer
+#: weights every method's load-balance loss by it: FuseMoE's and LiMoE's). The other keys of these
+#: blocks are reset to their defaults in a baseline's settings, so that its resolved settings, and
+#: the config file its run stage depends on, change only with what it reads.
+BASELINE_READS = {"model": BASELINE_MODEL_KEYS, "fusion": (), "loss": ("balance",)}
 BASELINE_KEYS = {"family", "label", "options", "dataset_options", "model", "train", "seeds"}
 VARIANT_KEYS = {
     "dataset",
@@ -102,8 +108,6 @@ def run_params(params: dict[str, Any], dataset: str, method: str) -> dict[str, A
         )
     if method == AMC:
         ds = dataset_params(params, dataset)
-        from stages._dataset import method_label  # the AMC row name from its switches
-
         return {**ds, "method": AMC, "family": AMC, "label": method_label(ds), "options": {}}
     if method in baselines:
         return _baseline_run(params, dataset, method, baselines[method] or {})
@@ -151,7 +155,7 @@ def _baseline_run(
         item[block] = {**(item.get(block) or {}), **(entry.get(block) or {})}
     # Fusion warm-up is AMC's: a baseline selects its model from the first epoch.
     item["train"]["warmup_epochs"] = 0
-    ds = resolve_item(params, dataset, item, prefix)
+    ds = _keep_what_baselines_read(resolve_item(params, dataset, item, prefix))
     options = {
         **(entry.get("options") or {}),
         **((entry.get("dataset_options") or {}).get(dataset) or {}),
@@ -159,6 +163,13 @@ def _baseline_run(
     label = str(entry.get("label") or method)
     _seed_subset(ds, entry, prefix)
     return {**ds, "method": method, "family": entry["family"], "label": label, "options": options}
+
+
+def _keep_what_baselines_read(ds: dict[str, Any]) -> dict[str, Any]:
+    for block, read in BASELINE_READS.items():
+        defaults = check_block(OVERRIDES[block], {})
+        ds[block] = {k: ds[block][k] if k in read else v for k, v in defaults.items()}
+    return ds
 
 
 def _seed_subset(ds: dict[str, Any], entry: dict[str, Any], prefix: str) -> None:
@@ -207,8 +218,6 @@ def _variant_run(
                     k: v for k, v in item[per_modality].items() if k in item["modalities"]
                 }
     ds = resolve_item(params, dataset, item, prefix)
-    from stages._dataset import method_label
-
     tables = entry.get("tables") or []
     if not isinstance(tables, list) or not all(_table_number(t) for t in tables):
         raise InputError(f"params: {prefix}tables must be a list of table numbers, e.g. [4]")
@@ -231,3 +240,32 @@ def _modality_subset(item: dict[str, Any], wanted: Any, prefix: str) -> Any:
 
 def _table_number(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def method_label(ds: dict[str, Any]) -> str:
+    """The row name of this configuration in the paper's tables (Tables 3-6, 9)."""
+    m, f, loss = ds["model"], ds["fusion"], ds["loss"]
+    parts = []
+    if not f["enabled"]:
+        parts.append("w/o Token Fusion")
+    if loss["instance"] == 0 and loss["token"] == 0:
+        parts.append("w/o Contrastive Loss")
+    if m["attention"] == "vanilla":
+        parts.append("w/o Differential Attention")
+    if m["ffn"] == "dense":
+        parts.append("w/o SMoE")
+    if f["importance"] != "mean":
+        parts.append(
+            "w/ " + {"std": "STD", "max": "Max", "alignment": "Alignment"}[f["importance"]]
+        )
+    if f["token_score"] == "linear":
+        parts.append("w/ Original Token Fusion")
+    if f["replace_rule"] == "paper":
+        parts.append("w/ paper K rule")
+    elif f["replace_rule"] == "deficit":
+        parts.append("w/ deficit K rule")
+    if f["pooling"] == "importance":
+        parts.append("w/ importance pooling")
+    if ds["kind"] == "adni" and not ds.get("drop_incomplete", False):
+        parts.append("w/ missing modality")
+    return "AMC" + ("" if not parts else " " + ", ".join(parts))

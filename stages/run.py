@@ -2,8 +2,10 @@
 (dataset, method) and evaluate it, in one process (one interpreter start per run instead of two:
 the pipeline has about a hundred runs).
 
-Usage: python -m stages.run <dataset> [<method>]. Outputs: those of stages.train and
-stages.evaluate (models/<dataset>/<method>/, reports/runs/<dataset>/<method>/).
+Usage: python -m stages.run <dataset> [<method>] [--config FILE] (the options of stages.train;
+dvc.yaml passes the run's configure-stage file, data/configs/<dataset>/<method>.json).
+Outputs: those of stages.train and stages.evaluate (models/<dataset>/<method>/,
+reports/runs/<dataset>/<method>/).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """train@<dataset>-<method>: one model per split seed for one (dataset, method) run.
 
-Usage: python -m stages.train <dataset> [<method>] [--splits data/splits/<dataset>.parquet]
+Usage: python -m stages.train <dataset> [<method>] [--config data/configs/<dataset>/<method>.json]
+    [--splits data/splits/<dataset>.parquet]
     [--models models/<dataset>/<method>] [--out reports/runs/<dataset>/<method>]
 (method: ``amc`` (default), a name in params ``baselines``, or a name in ``variants``)
 Outputs: <models>/seed<k>.pt and <out>/train/seed<k>/ (per-epoch curves, dvclive layout).
@@ -22,6 +23,7 @@ import numpy as np
 
 from amc.data.cohort import Cohort
 from amc.data.store import atomic_path
+from amc.errors import InputError
 from amc.runtime import select_device
 from amc.training.checkpoint import save_checkpoint
 from amc.training.parallel import parallel_map, resolve_workers, threads_per_worker
@@ -78,6 +80,11 @@ def run_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument(
         "method", nargs="?", default=AMC, help="amc (default), a baselines or a variants name"
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="the run's settings written by the configure stage (default: resolve params.yaml)",
+    )
     parser.add_argument("--splits", type=Path, help="the split stage's Parquet file")
     parser.add_argument("--models", type=Path, help="folder of the seed<k>.pt checkpoints")
     parser.add_argument("--out", type=Path, help="the run's report folder")
@@ -89,10 +96,32 @@ def parse_run(argv: list[str], stage: str, doc: str | None) -> tuple[dict[str, A
     (``args.models`` / ``args.out`` default to models/<dataset>/<method> and
     reports/runs/<dataset>/<method>)."""
     args = run_parser(stage, doc).parse_args(argv)
-    ds = run_params(load_params(), args.dataset, args.method)
+    if args.config is None:
+        ds = run_params(load_params(), args.dataset, args.method)
+    else:
+        ds = read_run_config(args.config, args.dataset, args.method)
     args.models = args.models or model_dir(ds)
     args.out = args.out or run_dir(ds)
     return ds, args
+
+
+def read_run_config(path: Path, dataset: str, method: str) -> dict[str, Any]:
+    """A run's settings from its configure-stage file, checked to be that run's."""
+    try:
+        ds = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found", hint="run `dvc repro configure` first") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: not valid JSON ({exc})", hint="re-run the configure stage"
+        ) from None
+    if not isinstance(ds, dict) or (ds.get("name"), ds.get("method")) != (dataset, method):
+        found = (ds.get("name"), ds.get("method")) if isinstance(ds, dict) else None
+        raise InputError(
+            f"{path}: holds the settings of {found}, not of ({dataset!r}, {method!r})",
+            hint="pass the file data/configs/<dataset>/<method>.json of this run",
+        )
+    return ds
 
 
 def main(argv: list[str]) -> None:

@@ -1,54 +1,103 @@
-"""dvc.yaml's method axis: which stages a param reaches (what `dvc exp run -S` re-runs)."""
+"""dvc.yaml's method axis: which stages a params change re-runs (what `dvc exp run -S` re-runs).
+
+Run stages declare no params: each depends on its own file of the configure stage
+(data/configs/<dataset>/<method>.json), so a params change re-runs the runs whose config text
+changes, plus the few stages that declare the key itself.
+"""
+
+import copy
 
 import pytest
 import yaml
 
+from amc.config import validate_params
+from stages.configure import run_configs
 from stages.params import list_runs, load_params
 
 
 @pytest.fixture(scope="module")
-def param_deps():
+def stages():
     from dvc.repo import Repo
 
     with Repo(".") as repo:
         return {
-            stage.name: [key for dep in stage.deps for key in (getattr(dep, "params", None) or [])]
+            stage.name: {
+                "params": [k for dep in stage.deps for k in (getattr(dep, "params", None) or [])],
+                "deps": [dep.def_path for dep in stage.deps],
+            }
             for stage in repo.index.stages
         }
 
 
-def _reached(param_deps, key):
-    """Stages that re-run when params key ``key`` changes (a dep on it or on a parent)."""
+def _stage_of(params: dict, dataset: str, method: str) -> str:
+    if method == "amc":
+        return f"run@{dataset}"
+    if method in params["baselines"]:
+        return f"run-baseline@{dataset}-{method}"
+    return f"run-variant@{method}"
+
+
+def _set(tree: dict, key: str, value) -> dict:
+    tree = copy.deepcopy(tree)
+    *parents, leaf = key.split(".")
+    node = tree
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return tree
+
+
+def _reached(stages: dict, key: str, value) -> set[str]:
+    """Stages that re-run when params key ``key`` is set to ``value``: those declaring the key
+    (or a parent), and the run stages whose config file changes."""
     parts = key.split(".")
     parents = {".".join(parts[: i + 1]) for i in range(len(parts))}
-    return {name for name, keys in param_deps.items() if parents & set(keys)}
+    declared = {name for name, s in stages.items() if parents & set(s["params"])}
+    tree = yaml.safe_load(open("params.yaml"))
+    before = run_configs(validate_params(tree))
+    after = run_configs(validate_params(_set(tree, key, value)))
+    params = validate_params(tree)
+    changed = {_stage_of(params, *run) for run in before if before[run] != after.get(run)}
+    return declared | changed
 
 
-def test_one_stage_per_run_found_from_params(param_deps):
+def test_one_stage_per_run_found_from_params(stages):
     params = load_params()
-    expected = set()
+    expected = {_stage_of(params, dataset, method) for dataset, method in list_runs(params)}
+    assert {name for name in stages if name.startswith("run")} == expected
+
+
+def test_each_run_stage_depends_on_its_own_config_and_no_params(stages):
+    params = load_params()
     for dataset, method in list_runs(params):
-        if method == "amc":
-            expected.add(f"run@{dataset}")
-        elif method in params["baselines"]:
-            expected.add(f"run-baseline@{dataset}-{method}")
-        else:
-            expected.add(f"run-variant@{method}")
-    assert {name for name in param_deps if name.startswith("run")} == expected
+        stage = stages[_stage_of(params, dataset, method)]
+        assert f"data/configs/{dataset}/{method}.json" in stage["deps"], (dataset, method)
+        assert stage["params"] == [], (dataset, method)
 
 
-def test_model_experts_reaches_amc_and_its_variants_only(param_deps):
+def test_model_experts_reaches_amc_and_its_variants_only(stages):
     params = yaml.safe_load(open("params.yaml"))
-    reached = _reached(param_deps, "model.experts")
+    reached = _reached(stages, "model.experts", 16)
     amc_family = {f"run@{d}" for d in params["datasets"]} | {
         f"run-variant@{v}" for v in params["variants"]
     }
-    assert reached - {"efficiency"} == amc_family
+    assert reached - {"configure", "efficiency"} == amc_family
 
 
-def test_a_baseline_param_reaches_that_baseline_only(param_deps):
+def test_a_baseline_param_reaches_that_baseline_only(stages):
     params = yaml.safe_load(open("params.yaml"))
     name = next(iter(params["baselines"]))
-    reached = _reached(param_deps, f"baselines.{name}.options.x")
+    reached = _reached(stages, f"baselines.{name}.options.x", 1)
     runs = {f"run-baseline@{d}-{name}" for d in params["datasets"]}
-    assert reached - {"efficiency", "report"} == runs
+    assert reached - {"configure", "efficiency", "report"} == runs
+
+
+def test_loss_balance_reaches_the_baselines_that_weight_a_balance_loss(stages):
+    """FuseMoE's and LiMoE's load-balance losses are weighted by loss.balance in training."""
+    params = yaml.safe_load(open("params.yaml"))
+    reached = _reached(stages, "loss.balance", 0.5)
+    for dataset in params["datasets"]:
+        for name, entry in params["baselines"].items():
+            if entry["family"] in ("fusemoe", "limoe"):
+                assert f"run-baseline@{dataset}-{name}" in reached
+    assert not any(s.startswith("run-baseline@") for s in _reached(stages, "loss.token", 0.5))

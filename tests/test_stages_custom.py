@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from amc.errors import InputError
-from stages import efficiency, evaluate, report, split, train
+from stages import configure, efficiency, evaluate, report, split, train
 from tests.helpers import toy_dataset
 
 
@@ -40,9 +40,11 @@ def custom_project(tmp_path, monkeypatch):
 
 def test_custom_dataset_runs_through_all_stages(custom_project):
     split.main(["mine"])
+    configure.main(["--out", "data/configs"])  # as dvc.yaml runs them: from the config files
     for method in ("amc", "mine-a", "mine-std"):
-        train.main(["mine", method])
-        evaluate.main(["mine", method])
+        config = ["--config", f"data/configs/mine/{method}.json"]
+        train.main(["mine", method, *config])
+        evaluate.main(["mine", method, *config])
     efficiency.main([])
     report.main([])
     root = custom_project

@@ -1,0 +1,97 @@
+"""The configure stage: one settings file per (dataset, method) run, read back by the run stages."""
+
+import json
+
+import pytest
+import yaml
+
+from amc.config import validate_params
+from amc.errors import InputError
+from stages import configure
+from stages.params import list_runs, load_params, run_params
+from stages.train import parse_run
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _tree() -> dict:
+    return yaml.safe_load(open("params.yaml"))
+
+
+def test_one_file_per_run_holding_its_resolved_settings(tmp_path):
+    params = load_params()
+    configure.main(["--out", str(tmp_path / "configs")])
+    files = sorted((tmp_path / "configs").rglob("*.json"))
+    assert len(files) == len(list_runs(params))
+    for dataset, method in list_runs(params):
+        path = configure.config_path(tmp_path / "configs", dataset, method)
+        assert json.loads(path.read_text()) == json.loads(
+            json.dumps(run_params(params, dataset, method))
+        )
+
+
+def test_files_are_byte_stable(tmp_path):
+    configure.main(["--out", str(tmp_path / "a")])
+    configure.main(["--out", str(tmp_path / "b")])
+    for path in (tmp_path / "a").rglob("*.json"):
+        assert path.read_bytes() == (tmp_path / "b" / path.relative_to(tmp_path / "a")).read_bytes()
+
+
+def test_a_baseline_config_ignores_amc_only_keys_but_not_loss_balance():
+    tree = _tree()
+    dataset, baseline = next(iter(tree["datasets"])), next(iter(tree["baselines"]))
+    base = configure.run_configs(validate_params(tree))
+    for key, value in (
+        ("model", {"experts": 3}),
+        ("fusion", {"importance": "std"}),
+        ("loss", {"token": 0.7}),
+    ):
+        changed = configure.run_configs(validate_params({**tree, key: {**tree[key], **value}}))
+        assert changed[(dataset, baseline)] == base[(dataset, baseline)], key
+        assert changed[(dataset, "amc")] != base[(dataset, "amc")], key
+    balance = configure.run_configs(
+        validate_params({**tree, "loss": {**tree["loss"], "balance": 0.5}})
+    )
+    assert balance[(dataset, baseline)] != base[(dataset, baseline)]
+    ds = run_params(validate_params(tree), dataset, baseline)
+    assert ds["model"]["hidden"] == tree["model"]["hidden"]
+
+
+def test_run_stage_reads_its_config_file(tmp_path):
+    params = load_params()
+    dataset = next(iter(params["datasets"]))
+    configure.main(["--out", str(tmp_path / "configs")])
+    path = configure.config_path(tmp_path / "configs", dataset, "amc")
+    settings = json.loads(path.read_text())
+    settings["train"]["epochs"] = 1234  # the file, not params.yaml, is what the run uses
+    path.write_text(json.dumps(settings))
+    ds, _ = parse_run([dataset, "amc", "--config", str(path)], "train", None)
+    assert ds["train"]["epochs"] == 1234
+
+
+def test_a_config_of_another_run_or_a_missing_file_is_refused(tmp_path):
+    params = load_params()
+    dataset = next(iter(params["datasets"]))
+    baseline = next(iter(params["baselines"]))
+    configure.main(["--out", str(tmp_path / "configs")])
+    other = configure.config_path(tmp_path / "configs", dataset, baseline)
+    with pytest.raises(InputError, match="not of"):
+        parse_run([dataset, "amc", "--config", str(other)], "train", None)
+    with pytest.raises(InputError, match="not found") as err:
+        parse_run([dataset, "amc", "--config", str(tmp_path / "none.json")], "train", None)
+    assert "configure" in err.value.hint
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(InputError, match="not valid JSON"):
+        parse_run([dataset, "amc", "--config", str(bad)], "train", None)
+
+
+def test_no_partial_output_when_params_are_bad(project, tmp_path):
+    (project / "params.yaml").write_text("datasets: {}\n")
+    with pytest.raises(InputError):
+        configure.main(["--out", "data/configs"])
+    assert not (project / "data/configs").exists()

@@ -145,7 +145,10 @@ def _softmax_pair_bounded(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     weight = torch.exp(lse_row - shift)
     col = probs.T @ weight  # (n,) sum_i exp(S_ij - shift)
     lse_sum = lse_row.sum() + (col.log() + shift).sum()
-    return torch.addcmul(probs, probs * weight[:, None], col.reciprocal()), lse_sum
+    # P_row * (1 + w_i / col_j): one outer product and two in-place passes (addcmul with a
+    # broadcast row vector takes a slow non-vectorised path on CPU, about twice the time).
+    both = torch.outer(weight, col.reciprocal()).add_(1.0).mul_(probs)
+    return both, lse_sum
 
 
 def _blockwise_softmax_products(

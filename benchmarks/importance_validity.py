@@ -60,6 +60,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--baselines", nargs="*", choices=BASELINES, default=None, help="task-side references"
     )
     parser.add_argument("--instance", type=float, default=None, help="L_I weight (1.0)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/importance"))
     args = parser.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else ((0,) if args.quick else (0, 1, 2))
@@ -72,7 +73,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         if unknown:
             parser.error(f"unknown --variants {unknown}; each is importance:replace_rule:pooling")
         cfg = replace(cfg, amc_variants=variants)
-    for key in ("corruptions", "levels", "attentions", "task_corruptions", "baselines", "instance"):
+    for key in (
+        "corruptions",
+        "levels",
+        "attentions",
+        "task_corruptions",
+        "baselines",
+        "instance",
+        "epochs",
+    ):
         value = getattr(args, key)
         if value is not None:
             cfg = replace(cfg, **{key: tuple(value) if isinstance(value, list) else value})

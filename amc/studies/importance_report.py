@@ -138,7 +138,7 @@ def _task_side(
         task_corruptions(cfg),
     )
     table = task_table(rows)
-    goal = goal_check(table)
+    goal = goal_check(table, rows)
     f1 = {
         f"{r.corruption}{r.level:g}/{r.method}": {"mean": r.f1_mean, "std": r.f1_std}
         for r in table.itertuples()

@@ -146,6 +146,10 @@ def test_goal_check_reports_the_paired_and_the_marginal_reading():
     assert not g["beats_late_beyond_std"] and g["beats_late_beyond_paired_std"]
     assert g["paired_diff_mean"] == pytest.approx(0.02) and g["paired_diff_std"] < 1e-9
     assert g["paired_wins"] == "5/5"
+    # the oracle (0.8 on every seed) against late fusion: +0.05 ± 0.054, not beyond
+    assert g["oracle_paired_diff_mean"] == pytest.approx(0.8 - np.mean(late))
+    assert g["oracle_paired_diff_std"] == pytest.approx(np.std(late))
+    assert g["oracle_beats_late_beyond_paired_std"] is False
     # A difference that flips sign from seed to seed is beyond neither reading.
     amc = [f + d for f, d in zip(late, [0.05, -0.04, 0.05, -0.04, 0.0])]
     rows = pd.concat([_seed_rows(amc, late), oracle], ignore_index=True)
@@ -154,6 +158,7 @@ def test_goal_check_reports_the_paired_and_the_marginal_reading():
     md = task.task_markdown(task.task_table(rows), {"noise0.5": g}, "differential")
     assert "beats late > marginal std | beats late > paired std" in md
     assert f"| {g['paired_diff_mean']:+.3f} ± {g['paired_diff_std']:.3f} | 2/5 |" in md
+    assert md.rstrip().endswith(f"| {g['oracle_paired_diff_mean']:+.3f} ± {np.std(late):.3f} |")
 
 
 def test_grids_and_baseline_jobs():

@@ -234,7 +234,8 @@ def goal_check(table: pd.DataFrame, rows: pd.DataFrame | None = None) -> dict[st
     ``beats_late_beyond_paired_std`` takes the std of the per-seed differences AMC - late on the
     same seeds (same splits), as the paired comparisons of the pipeline's report do
     (:func:`amc.evaluation.comparison.paired_difference`); it needs the per-seed ``rows`` of
-    :func:`task_rows` (without them the paired fields are None).
+    :func:`task_rows` (without them the paired fields are None). ``oracle_*``: the same paired
+    reading for the oracle, i.e. whether the cohort leaves any room to beat late fusion.
     """
     out: dict[str, dict[str, Any]] = {}
     for (kind, level), group in table.groupby(["corruption", "level"], sort=True):
@@ -247,12 +248,12 @@ def goal_check(table: pd.DataFrame, rows: pd.DataFrame | None = None) -> dict[st
         margin = float(amc["f1_mean"] - late["f1_mean"])
         half_way = float(late["f1_mean"] + (oracle["f1_mean"] - late["f1_mean"]) / 2)
         beats = margin > max(float(amc["f1_std"]), float(late["f1_std"]))
-        paired = None
+        paired = headroom = None
         if rows is not None:
             here = rows[(rows["corruption"] == kind) & (rows["level"] == level)]
-            paired = paired_difference(
-                _per_seed_f1(here, str(amc["method"])), _per_seed_f1(here, str(late["method"]))
-            )
+            late_f1 = _per_seed_f1(here, str(late["method"]))
+            paired = paired_difference(_per_seed_f1(here, str(amc["method"])), late_f1)
+            headroom = paired_difference(_per_seed_f1(here, str(oracle["method"])), late_f1)
         out[f"{kind}{level:g}"] = {
             "best_amc": str(amc["method"]),
             "best_amc_f1": float(amc["f1_mean"]),
@@ -269,6 +270,13 @@ def goal_check(table: pd.DataFrame, rows: pd.DataFrame | None = None) -> dict[st
             if paired is None
             else bool(paired["mean"] > paired["std"]),
             "half_way_to_oracle": bool(amc["f1_mean"] >= half_way),
+            # Headroom: if even the oracle (perfect detection, perfect action) does not beat
+            # late fusion beyond the paired std, no AMC variant can show the goal here.
+            "oracle_paired_diff_mean": None if headroom is None else headroom["mean"],
+            "oracle_paired_diff_std": None if headroom is None else headroom["std"],
+            "oracle_beats_late_beyond_paired_std": None
+            if headroom is None
+            else bool(headroom["mean"] > headroom["std"]),
         }
     return out
 
@@ -319,27 +327,32 @@ def task_markdown(table: pd.DataFrame, goal: dict[str, dict[str, Any]], attentio
             "reaches at least half-way from late fusion to the oracle. Two readings of the std: "
             "*marginal* (stricter): the margin exceeds the larger of the two methods' stds over "
             "seeds; *paired*: the mean per-seed difference AMC − late (same seeds, same splits) "
-            "exceeds the std of those differences, as in the pipeline's paired comparisons.",
+            "exceeds the std of those differences, as in the pipeline's paired comparisons. "
+            "*Oracle − late, paired*: the room the cohort leaves; where the oracle itself is not "
+            "beyond its paired std, no fusion method can show the goal on this cohort.",
             "",
             "| setting | best AMC | F1 | late | oracle | AMC − late, paired | seeds AMC wins | "
-            "beats late > marginal std | beats late > paired std | half-way to oracle |",
-            "|---|---|:-:|:-:|:-:|:-:|:-:|:-:|:-:|:-:|",
+            "beats late > marginal std | beats late > paired std | half-way to oracle | "
+            "oracle − late, paired |",
+            "|---|---|:-:|:-:|:-:|:-:|:-:|:-:|:-:|:-:|:-:|",
         ]
         for key, g in goal.items():
-            paired = (
-                "n/a"
-                if g["paired_diff_mean"] is None
-                else f"{g['paired_diff_mean']:+.3f} ± {g['paired_diff_std']:.3f}"
-            )
+            paired = _pm(g, "paired_diff")
             lines.append(
                 f"| {key} | {g['best_amc']} | {g['best_amc_f1']:.3f} ± {g['best_amc_f1_std']:.3f} "
                 f"| {g['late_f1']:.3f} ± {g['late_f1_std']:.3f} | {g['oracle_f1']:.3f} | "
                 f"{paired} | {g['paired_wins'] or 'n/a'} | "
                 f"{_yes(g['beats_late_beyond_std'])} | {_yes(g['beats_late_beyond_paired_std'])} | "
-                f"{_yes(g['half_way_to_oracle'])} |"
+                f"{_yes(g['half_way_to_oracle'])} | {_pm(g, 'oracle_paired_diff')} |"
             )
     return "\n".join(lines) + "\n"
 
 
 def _yes(flag: bool | None) -> str:
     return "n/a" if flag is None else ("yes" if flag else "no")
+
+
+def _pm(goal: dict[str, Any], prefix: str) -> str:
+    """``+mean ± std`` of a paired difference in a goal entry, or n/a."""
+    mean, std = goal.get(f"{prefix}_mean"), goal.get(f"{prefix}_std")
+    return "n/a" if mean is None else f"{mean:+.3f} ± {std:.3f}"

@@ -10,7 +10,7 @@ Usage::
         [--corruptions noise ...] [--levels 0.5 ...] [--attentions differential ...]
         [--grid default|full] [--variants alignment:deficit:importance ...]
         [--task-corruptions noise ...] [--task-levels 0.3 0.5] [--baselines late early oracle]
-        [--instance 1.0] [--epochs 6] [--n-patients 2000]
+        [--instance 1.0] [--epochs 6] [--n-patients 2000] [--private-latent 4]
         [--out benchmarks/results/importance]
 
 The task-metric table of the full grid (all 12 AMC variants, issue 18) at 30 / 50 % noise::
@@ -68,6 +68,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--n-patients", type=int, default=None, help="cohort size (test split: 15 %% of it)"
     )
+    parser.add_argument(
+        "--private-latent", type=int, default=None, help="latent dims only m0 sees (0)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/importance"))
     args = parser.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else ((0,) if args.quick else (0, 1, 2))
@@ -90,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "instance",
         "epochs",
         "n_patients",
+        "private_latent",
     ):
         value = getattr(args, key)
         if value is not None:

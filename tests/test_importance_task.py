@@ -288,3 +288,23 @@ def test_config_from_params_sets_cohort_size_and_task_side():
     assert study.config_from_params({"quick": True, "n_patients": 1500}) == study.QUICK
     # QUICK runs the 50 % level only: the task side keeps the goal level it has
     assert study.task_levels(study.QUICK) == (0.5,)
+
+
+def test_private_latent_is_seen_by_the_corrupted_modality_only():
+    base = study.StudyConfig(n_patients=300)
+    clean = study.make_clean(2, base)
+    private = study.make_clean(2, study.StudyConfig(n_patients=300, private_latent=3))
+    # Same random stream: labels, noise and m0 unchanged; m1 / m2 lose the private dims.
+    np.testing.assert_array_equal(private["labels"], clean["labels"])
+    np.testing.assert_array_equal(private["signal"][0], clean["signal"][0])
+    np.testing.assert_array_equal(private["noise"][1], clean["noise"][1])
+    assert not np.allclose(private["signal"][1], clean["signal"][1])
+    # m1's signal is a linear map of the shared dims only: the private dims explain nothing
+    z = np.random.default_rng([2, 6]).normal(size=(300, base.latent))
+    shared, hidden = z[:, : base.latent - 3], z[:, base.latent - 3 :]
+    coef, *_ = np.linalg.lstsq(shared, private["signal"][1], rcond=None)
+    np.testing.assert_allclose(shared @ coef, private["signal"][1], atol=1e-8)
+    coef, *_ = np.linalg.lstsq(hidden, private["signal"][0], rcond=None)
+    assert np.abs(hidden @ coef).max() > 0.1  # m0 does see them
+    with pytest.raises(ValueError, match="private_latent"):
+        study.make_clean(0, study.StudyConfig(private_latent=8))

@@ -86,6 +86,10 @@ class StudyConfig:
     dims: tuple[int, ...] = (64, 48, 32)
     latent: int = 8
     label_noise: float = 0.5
+    # Latent dims seen by the corrupted modality only (0: every modality sees the whole latent,
+    # so the other two make m0 nearly redundant and dropping it costs little; k > 0 gives m0
+    # information nobody else has, so acting on its corruption can matter).
+    private_latent: int = 0
     shift_sd: float = 3.0
     corrupted_modality: int = 0
     corruptions: tuple[str, ...] = CORRUPTIONS
@@ -153,9 +157,13 @@ def make_clean(seed: int, cfg: StudyConfig) -> dict[str, Any]:
     beta = rng.normal(size=cfg.latent)
     beta /= np.linalg.norm(beta)
     labels = (z @ beta + cfg.label_noise * rng.normal(size=p) > 0).astype(np.int64)
+    if not 0 <= cfg.private_latent < cfg.latent:
+        raise ValueError(f"private_latent={cfg.private_latent} must be in [0, {cfg.latent})")
     signal, noise = [], []
-    for dim in cfg.dims:
+    for m, dim in enumerate(cfg.dims):
         w = rng.normal(size=(cfg.latent, dim)) / math.sqrt(cfg.latent)
+        if m != cfg.corrupted_modality and cfg.private_latent:
+            w[cfg.latent - cfg.private_latent :] = 0.0  # drawn, then zeroed: same random stream
         sigma = rng.uniform(0.5, 1.5, size=(p, 1))
         signal.append(z @ w)
         noise.append(sigma * rng.normal(size=(p, dim)))

@@ -231,6 +231,10 @@ def test_task_rows_label_amc_models_and_keep_the_task_side_settings():
     assert list(rows["method"]) == ["AMC mean · complement · concat", "late fusion"]
     assert list(rows["family"]) == ["amc", "late"]
     assert len(task.task_rows(runs, late, "differential")) == 3  # zero kept without a filter
+    # Levels outside the task side (the validity side's 10 %) stay out of the task table.
+    low = runs.assign(level=0.1)
+    assert len(task.task_rows(low, late, "differential", levels=(0.3, 0.5))) == 1  # late only
+    assert len(task.task_rows(low, late, "differential", levels=(0.1,))) == 3
 
 
 def test_baselines_default_to_the_goal_settings_and_train_the_oracle_once_per_level():

@@ -19,6 +19,7 @@ from amc.studies.importance import (
     PROPOSED,
     StudyConfig,
     task_corruptions,
+    task_levels,
 )
 from amc.studies.importance_task import goal_check, task_markdown, task_rows, task_table
 
@@ -136,6 +137,7 @@ def _task_side(
         pd.DataFrame() if baselines is None else baselines,
         cfg.attentions[0],
         task_corruptions(cfg),
+        task_levels(cfg),
     )
     table = task_table(rows)
     goal = goal_check(table, rows)

@@ -186,13 +186,16 @@ def task_rows(
     baselines: pd.DataFrame,
     attention: str,
     corruptions: Sequence[str] | None = None,
+    levels: Sequence[float] | None = None,
 ) -> pd.DataFrame:
     """One row per (seed, corruption, level, method) with ``task_f1`` / ``task_auroc``: the AMC
     models of ``attention`` (one row per model, labelled by :func:`amc_label`) and the
-    baselines (labelled by :data:`BASELINE_LABELS`), for the ``corruptions`` of the task side
-    (default: all)."""
+    baselines (labelled by :data:`BASELINE_LABELS`), for the ``corruptions`` and ``levels`` of
+    the task side (default: all)."""
     if corruptions is not None:
         runs = runs[runs["corruption"].isin(list(corruptions))]
+    if levels is not None:
+        runs = runs[runs["level"].isin(list(levels))]
     amc = runs[(runs["attention"] == attention) & (runs["estimator"] == runs["trained_with"])]
     amc = amc.assign(
         method=[

@@ -146,6 +146,18 @@ class ImportanceStudyParams:
         "AMC variants of the task-metric table: default (the paper's estimator and the "
         "defaults) | full (importance x replace_rule x pooling, 12 variants; slow)",
     )
+    n_patients: int = key(
+        600,
+        integer(60),
+        "patients of the synthetic cohort (the test split is 15 % of them: more patients, "
+        "less seed-to-seed noise in the task-metric table, longer run)",
+    )
+    task_side: str = key(
+        "goal",
+        one_of("goal", "all"),
+        "settings of the task-metric table: goal (noise at 30 and 50 %) or all (every "
+        "corruption kind and level; 3x the trainings of the references)",
+    )
 
 
 KINDS = ("mimic", "tcga", "adni", "custom")

@@ -9,7 +9,8 @@ Usage::
     python benchmarks/importance_validity.py [--quick] [--seeds 0 1 2] [--workers 2]
         [--corruptions noise ...] [--levels 0.5 ...] [--attentions differential ...]
         [--grid default|full] [--variants alignment:deficit:importance ...]
-        [--task-corruptions noise ...] [--baselines late early oracle] [--instance 1.0]
+        [--task-corruptions noise ...] [--task-levels 0.3 0.5] [--baselines late early oracle]
+        [--instance 1.0] [--epochs 6] [--n-patients 2000] [--private-latent 4]
         [--out benchmarks/results/importance]
 
 The task-metric table of the full grid (all 12 AMC variants, issue 18) at 30 / 50 % noise::
@@ -49,6 +50,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--levels", type=float, nargs="+", default=None)
     parser.add_argument("--attentions", nargs="+", choices=ATTENTIONS, default=None)
     parser.add_argument("--task-corruptions", nargs="+", choices=CORRUPTIONS, default=None)
+    parser.add_argument(
+        "--task-levels", type=float, nargs="+", default=None, help="task side (0.3 0.5)"
+    )
     parser.add_argument("--grid", choices=sorted(GRIDS), default=None, help="AMC variants")
     parser.add_argument(
         "--variants",
@@ -60,6 +64,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--baselines", nargs="*", choices=BASELINES, default=None, help="task-side references"
     )
     parser.add_argument("--instance", type=float, default=None, help="L_I weight (1.0)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
+    parser.add_argument(
+        "--n-patients", type=int, default=None, help="cohort size (test split: 15 %% of it)"
+    )
+    parser.add_argument(
+        "--private-latent", type=int, default=None, help="latent dims only m0 sees (0)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/importance"))
     args = parser.parse_args(argv)
     seeds = args.seeds if args.seeds is not None else ((0,) if args.quick else (0, 1, 2))
@@ -72,7 +83,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         if unknown:
             parser.error(f"unknown --variants {unknown}; each is importance:replace_rule:pooling")
         cfg = replace(cfg, amc_variants=variants)
-    for key in ("corruptions", "levels", "attentions", "task_corruptions", "baselines", "instance"):
+    for key in (
+        "corruptions",
+        "levels",
+        "attentions",
+        "task_corruptions",
+        "task_levels",
+        "baselines",
+        "instance",
+        "epochs",
+        "n_patients",
+        "private_latent",
+    ):
         value = getattr(args, key)
         if value is not None:
             cfg = replace(cfg, **{key: tuple(value) if isinstance(value, list) else value})

@@ -1,10 +1,16 @@
 """Variant tables (paper Tables 4-6, 9, 11), the paired comparison and Table 10's measures."""
 
+import numpy as np
 import pytest
 import torch
 
 from amc.baselines import METHODS, build_model
-from amc.evaluation.comparison import efficiency_tables, paired_comparison, variant_tables
+from amc.evaluation.comparison import (
+    efficiency_tables,
+    paired_comparison,
+    paired_difference,
+    variant_tables,
+)
 from amc.evaluation.efficiency import measure, random_inputs
 from amc.model import AMC, AMCConfig
 
@@ -111,3 +117,14 @@ def test_efficiency_measures_every_compared_method(method):
     model = build_model(method, config, {})
     stats = measure(model, random_inputs(config.modalities, {}, batch=4), steps=1)
     assert stats["gflops"] > 0 and stats["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_paired_difference_pairs_by_seed():
+    got = paired_difference({0: 0.8, 1: 0.7, 2: 0.9, 5: 0.1}, {0: 0.7, 1: 0.6, 2: 0.7, 3: 0.5})
+    assert got["n_seeds"] == 3 and got["wins"] == 3  # seeds 3 and 5 unpaired: left out
+    assert got["mean"] == pytest.approx((0.1 + 0.1 + 0.2) / 3)
+    assert got["std"] == pytest.approx(np.std([0.1, 0.1, 0.2]))
+    assert got["beyond_std"]
+    assert not paired_difference({0: 0.8, 1: 0.6}, {0: 0.7, 1: 0.7})["beyond_std"]
+    assert paired_difference({0: 0.8}, {1: 0.7}) is None
+    assert paired_difference({0: float("nan")}, {0: 0.7}) is None

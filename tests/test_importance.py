@@ -262,13 +262,18 @@ def test_stage_calls_the_study(monkeypatch):
 
     calls = {}
 
-    def fake(out_dir, seeds, quick, grid):
-        calls.update(out_dir=out_dir, seeds=seeds, quick=quick, grid=grid)
+    def fake(out_dir, seeds, config, grid):
+        calls.update(out_dir=out_dir, seeds=seeds, config=config, grid=grid)
         return pd.DataFrame()
 
     monkeypatch.setattr(stage, "run_study", fake)
     stage.main(["--quick"])
-    assert calls == {"out_dir": stage.OUT_DIR, "seeds": (0,), "quick": True, "grid": "default"}
+    assert calls == {
+        "out_dir": stage.OUT_DIR,
+        "seeds": (0,),
+        "config": study.QUICK,
+        "grid": "default",
+    }
 
 
 def test_params_accept_alignment_and_still_reject_unknown(tmp_path):

@@ -117,6 +117,48 @@ def test_goal_check_takes_the_best_amc_and_both_conditions():
     assert not g["beats_late_beyond_std"] and not g["half_way_to_oracle"]
     # no oracle row: no verdict
     assert task.goal_check(_table([("a", 0.9, 0.0)], (0.8, 0), (0.9, 0)).iloc[:2]) == {}
+    assert g["beats_late_beyond_paired_std"] is None  # no per-seed rows: no paired reading
+
+
+def _seed_rows(amc: list[float], late: list[float]) -> pd.DataFrame:
+    rows = [("amc", "AMC x", f1) for f1 in amc] + [("late", "late fusion", f1) for f1 in late]
+    seeds = list(range(len(amc))) + list(range(len(late)))
+    return pd.DataFrame(
+        [
+            {"seed": s, "corruption": "noise", "level": 0.5, "family": f, "method": m}
+            | {"task_f1": f1, "task_auroc": f1}
+            for s, (f, m, f1) in zip(seeds, rows)
+        ]
+    )
+
+
+def test_goal_check_reports_the_paired_and_the_marginal_reading():
+    # Seeds move both methods together: AMC is 0.02 above late fusion on every seed. The
+    # marginal stds (0.05) hide it; the paired differences (std 0) do not.
+    late = [0.70, 0.80, 0.75, 0.82, 0.68]
+    amc = [f + 0.02 for f in late]
+    rows = pd.concat([_seed_rows(amc, late), _seed_rows([0.9] * 5, [0.9] * 5).iloc[:0]])
+    oracle = pd.DataFrame(
+        [{"seed": s, "corruption": "noise", "level": 0.5, "family": "oracle"} for s in range(5)]
+    ).assign(method="oracle", task_f1=0.8, task_auroc=0.8)
+    rows = pd.concat([rows, oracle], ignore_index=True)
+    g = task.goal_check(task.task_table(rows), rows)["noise0.5"]
+    assert not g["beats_late_beyond_std"] and g["beats_late_beyond_paired_std"]
+    assert g["paired_diff_mean"] == pytest.approx(0.02) and g["paired_diff_std"] < 1e-9
+    assert g["paired_wins"] == "5/5"
+    # the oracle (0.8 on every seed) against late fusion: +0.05 ± 0.054, not beyond
+    assert g["oracle_paired_diff_mean"] == pytest.approx(0.8 - np.mean(late))
+    assert g["oracle_paired_diff_std"] == pytest.approx(np.std(late))
+    assert g["oracle_beats_late_beyond_paired_std"] is False
+    # A difference that flips sign from seed to seed is beyond neither reading.
+    amc = [f + d for f, d in zip(late, [0.05, -0.04, 0.05, -0.04, 0.0])]
+    rows = pd.concat([_seed_rows(amc, late), oracle], ignore_index=True)
+    g = task.goal_check(task.task_table(rows), rows)["noise0.5"]
+    assert not g["beats_late_beyond_paired_std"] and not g["beats_late_beyond_std"]
+    md = task.task_markdown(task.task_table(rows), {"noise0.5": g}, "differential")
+    assert "beats late > marginal std | beats late > paired std" in md
+    assert f"| {g['paired_diff_mean']:+.3f} ± {g['paired_diff_std']:.3f} | 2/5 |" in md
+    assert md.rstrip().endswith(f"| {g['oracle_paired_diff_mean']:+.3f} ± {np.std(late):.3f} |")
 
 
 def test_grids_and_baseline_jobs():
@@ -127,11 +169,17 @@ def test_grids_and_baseline_jobs():
     )
     jobs = task.make_baseline_jobs((0, 1), cfg)
     assert len(jobs) == 2 * 1 * 2 * 3 and {j.corruption for j in jobs} == {"zero"}
-    amc_jobs = study.make_jobs((0,), study.StudyConfig(amc_variants=task.FULL_GRID))
+    amc_jobs = study.make_jobs(
+        (0,),
+        study.StudyConfig(amc_variants=task.FULL_GRID, task_corruptions=None, task_levels=None),
+    )
     assert len(amc_jobs) == len(set(amc_jobs))  # the paper's models are not trained twice
     # validity side 2 attentions x 9 settings + 2 x 3 alignment-driven; task side: 12 variants
     # x 9 settings, of which 9 + 3 already exist
     assert len(amc_jobs) == 18 + 6 + 12 * 9 - 12
+    # Default task side: the goal's settings (noise 30 / 50 %) only: 12 x 2 - 2 - 1 new models.
+    amc_jobs = study.make_jobs((0,), study.StudyConfig(amc_variants=task.FULL_GRID))
+    assert len(amc_jobs) == 18 + 6 + 12 * 2 - 3
     with pytest.raises(ValueError, match="unknown baselines"):
         task.make_baseline_jobs((0,), study.StudyConfig(baselines=("late", "mult")))
 
@@ -183,3 +231,84 @@ def test_task_rows_label_amc_models_and_keep_the_task_side_settings():
     assert list(rows["method"]) == ["AMC mean · complement · concat", "late fusion"]
     assert list(rows["family"]) == ["amc", "late"]
     assert len(task.task_rows(runs, late, "differential")) == 3  # zero kept without a filter
+    # Levels outside the task side (the validity side's 10 %) stay out of the task table.
+    low = runs.assign(level=0.1)
+    assert len(task.task_rows(low, late, "differential", levels=(0.3, 0.5))) == 1  # late only
+    assert len(task.task_rows(low, late, "differential", levels=(0.1,))) == 3
+
+
+def test_baselines_default_to_the_goal_settings_and_train_the_oracle_once_per_level():
+    jobs = task.make_baseline_jobs((0,), study.StudyConfig())
+    assert {(j.corruption, j.level) for j in jobs} == {("noise", 0.3), ("noise", 0.5)}
+    assert len(jobs) == 2 * 3
+    every = study.StudyConfig(task_corruptions=None, task_levels=None)
+    jobs = task.make_baseline_jobs((0, 1), every)
+    oracle = [j for j in jobs if j.method == "oracle"]
+    # 2 seeds x 3 levels: the oracle's cohort does not depend on the corruption kind
+    assert len(oracle) == 2 * 3 and {j.corruption for j in oracle} == {"noise"}
+    assert len(jobs) == 2 * 3 * 3 * 2 + len(oracle)
+    rows = pd.DataFrame(
+        [
+            {
+                "seed": j.seed,
+                "corruption": j.corruption,
+                "level": j.level,
+                "method": j.method,
+                "task_f1": 0.5 + j.level,
+            }
+            for j in jobs
+        ]
+    )
+    shared = task.share_oracle(rows, study.task_corruptions(every))
+    got = shared[shared["method"] == "oracle"]
+    assert len(got) == 2 * 3 * 3 and set(got["corruption"]) == {"noise", "shift", "zero"}
+    np.testing.assert_allclose(got["task_f1"], 0.5 + got["level"])
+    assert len(shared[shared["method"] != "oracle"]) == len(rows) - len(oracle)
+
+
+def test_oracle_cohort_is_the_same_for_every_corruption_kind():
+    # Why the oracle is trained once per level: after dropping m0 for the corrupted patients,
+    # the cohorts of noise / shift / zero are identical.
+    cfg = study.StudyConfig(n_patients=80)
+    clean = study.make_clean(3, cfg)
+    dropped = []
+    for kind in study.CORRUPTIONS:
+        cohort, corrupted, _ = study.corrupt(clean, kind, 0.3, cfg)
+        dropped.append(task.drop_modality(cohort, corrupted, 0))
+    for other in dropped[1:]:
+        np.testing.assert_array_equal(other.present, dropped[0].present)
+        for name in dropped[0].modalities:
+            np.testing.assert_array_equal(other.features[name], dropped[0].features[name])
+
+
+def test_config_from_params_sets_cohort_size_and_task_side():
+    cfg = study.config_from_params({"quick": False, "n_patients": 1500, "task_side": "goal"})
+    assert cfg.n_patients == 1500 and study.task_levels(cfg) == (0.3, 0.5)
+    assert study.task_corruptions(cfg) == ("noise",)
+    cfg = study.config_from_params({"quick": False, "n_patients": 600, "task_side": "all"})
+    assert (
+        study.task_levels(cfg) == study.LEVELS and study.task_corruptions(cfg) == study.CORRUPTIONS
+    )
+    assert study.config_from_params({"quick": True, "n_patients": 1500}) == study.QUICK
+    # QUICK runs the 50 % level only: the task side keeps the goal level it has
+    assert study.task_levels(study.QUICK) == (0.5,)
+
+
+def test_private_latent_is_seen_by_the_corrupted_modality_only():
+    base = study.StudyConfig(n_patients=300)
+    clean = study.make_clean(2, base)
+    private = study.make_clean(2, study.StudyConfig(n_patients=300, private_latent=3))
+    # Same random stream: labels, noise and m0 unchanged; m1 / m2 lose the private dims.
+    np.testing.assert_array_equal(private["labels"], clean["labels"])
+    np.testing.assert_array_equal(private["signal"][0], clean["signal"][0])
+    np.testing.assert_array_equal(private["noise"][1], clean["noise"][1])
+    assert not np.allclose(private["signal"][1], clean["signal"][1])
+    # m1's signal is a linear map of the shared dims only: the private dims explain nothing
+    z = np.random.default_rng([2, 6]).normal(size=(300, base.latent))
+    shared, hidden = z[:, : base.latent - 3], z[:, base.latent - 3 :]
+    coef, *_ = np.linalg.lstsq(shared, private["signal"][1], rcond=None)
+    np.testing.assert_allclose(shared @ coef, private["signal"][1], atol=1e-8)
+    coef, *_ = np.linalg.lstsq(hidden, private["signal"][0], rcond=None)
+    assert np.abs(hidden @ coef).max() > 0.1  # m0 does see them
+    with pytest.raises(ValueError, match="private_latent"):
+        study.make_clean(0, study.StudyConfig(private_latent=8))

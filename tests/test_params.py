@@ -96,7 +96,13 @@ def test_missing_keys_take_schema_defaults(tmp_path, params):
     del tree["importance_study"]
     del tree["sources"]["tcga"]["wsi"]["num_workers"]
     loaded = load_params(_write(tmp_path, tree))
-    assert loaded["importance_study"] == {"seeds": [0, 1, 2], "quick": False, "grid": "default"}
+    assert loaded["importance_study"] == {
+        "seeds": [0, 1, 2],
+        "quick": False,
+        "grid": "default",
+        "n_patients": 600,
+        "task_side": "goal",
+    }
     assert loaded["sources"]["tcga"]["wsi"]["num_workers"] == 2
 
 

@@ -17,7 +17,13 @@ import numpy as np
 
 from amc.evaluation.tables import _CLS_COLUMNS, _cls_rows, _highlight, _md_table, _num
 
-__all__ = ["efficiency_tables", "paired_comparison", "primary_metric", "variant_tables"]
+__all__ = [
+    "efficiency_tables",
+    "paired_comparison",
+    "paired_difference",
+    "primary_metric",
+    "variant_tables",
+]
 
 _TITLES = {
     4: "Table 4. Different modality importance calculation methods",
@@ -127,6 +133,29 @@ def _per_seed(run: Mapping[str, Any], metric: str) -> dict[int, float]:
     return {int(s): _num(v) for s, v in zip(run.get("seeds") or [], values)}
 
 
+def paired_difference(
+    ours: Mapping[int, float], theirs: Mapping[int, float]
+) -> dict[str, Any] | None:
+    """``ours - theirs`` on the seeds both have (finite values; same seeds = same splits).
+
+    Returns ``mean`` and ``std`` (population, over seeds) of the per-seed difference, ``wins``
+    (seeds where ours is higher), ``n_seeds`` and ``beyond_std`` (|mean| > std: a difference
+    larger than its own seed-to-seed spread); None without a common seed.
+    """
+    seeds = [s for s in ours if s in theirs and math.isfinite(ours[s] + theirs[s])]
+    if not seeds:
+        return None
+    diff = np.array([ours[s] - theirs[s] for s in seeds])
+    mean, std = float(diff.mean()), float(diff.std())
+    return {
+        "mean": mean,
+        "std": std,
+        "wins": int((diff > 0).sum()),
+        "n_seeds": len(seeds),
+        "beyond_std": abs(mean) > std,
+    }
+
+
 def paired_comparison(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[tuple]]:
     """Per dataset: AMC minus each other method on the seeds both have (same splits).
 
@@ -144,17 +173,19 @@ def paired_comparison(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], lis
         for other in runs:
             if other["dataset"] != dataset or other is amc:
                 continue
-            theirs = _per_seed(other, metric)
-            seeds = [s for s in ref if s in theirs and math.isfinite(ref[s] + theirs[s])]
-            if not seeds:
+            paired = paired_difference(ref, _per_seed(other, metric))
+            if paired is None:
                 rows.append([str(other["label"]), "n/a", "0/0", "n/a"])
                 continue
-            diff = np.array([ref[s] - theirs[s] for s in seeds])
-            mean, std = float(diff.mean()), float(diff.std())
-            wins = int((diff > 0).sum())
-            clear = "yes" if abs(mean) > std else "no"
+            mean, std, n_seeds = paired["mean"], paired["std"], paired["n_seeds"]
+            clear = "yes" if paired["beyond_std"] else "no"
             rows.append(
-                [str(other["label"]), f"{mean:+.3f}±{std:.3f}", f"{wins}/{len(seeds)}", clear]
+                [
+                    str(other["label"]),
+                    f"{mean:+.3f}±{std:.3f}",
+                    f"{paired['wins']}/{n_seeds}",
+                    clear,
+                ]
             )
             long_rows.append(
                 (
@@ -164,7 +195,7 @@ def paired_comparison(runs: Sequence[Mapping[str, Any]]) -> tuple[list[str], lis
                     f"{metric}_diff_vs_amc",
                     mean,
                     std,
-                    len(seeds),
+                    n_seeds,
                 )
             )
         if rows:

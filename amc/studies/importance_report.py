@@ -19,6 +19,7 @@ from amc.studies.importance import (
     PROPOSED,
     StudyConfig,
     task_corruptions,
+    task_levels,
 )
 from amc.studies.importance_task import goal_check, task_markdown, task_rows, task_table
 
@@ -136,9 +137,10 @@ def _task_side(
         pd.DataFrame() if baselines is None else baselines,
         cfg.attentions[0],
         task_corruptions(cfg),
+        task_levels(cfg),
     )
     table = task_table(rows)
-    goal = goal_check(table)
+    goal = goal_check(table, rows)
     f1 = {
         f"{r.corruption}{r.level:g}/{r.method}": {"mean": r.f1_mean, "std": r.f1_std}
         for r in table.itertuples()

@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import torch
 
 from amc.training.parallel import (
@@ -40,6 +41,31 @@ def test_parallel_map_keeps_order_and_sets_worker_threads():
     assert {t for _, t in out} == {1}
     serial = parallel_map(_square_and_threads, items, workers=1)
     assert [v for v, _ in serial] == [25, 1, 16, 4, 9]
+
+
+def _pid_and_threads(x: int) -> tuple[int, int, int]:
+    if x == 99:
+        raise ValueError("job 99 failed")
+    return x, os.getpid(), torch.get_num_threads()
+
+
+def test_on_cpu_the_caller_is_one_of_the_workers():
+    """Items 0, w, 2w, ... run in the calling process (at the workers' thread count, restored
+    afterwards); the others in workers - 1 spawned processes."""
+    before = torch.get_num_threads()
+    out = parallel_map(_pid_and_threads, range(5), workers=2, threads=1, gpus=[])
+    assert [x for x, _, _ in out] == [0, 1, 2, 3, 4]
+    pids = [pid for _, pid, _ in out]
+    assert pids[0] == pids[2] == pids[4] == os.getpid()
+    assert pids[1] == pids[3] != os.getpid()
+    assert {t for _, _, t in out} == {1}
+    assert torch.get_num_threads() == before
+
+
+def test_a_failing_job_raises_in_the_caller():
+    for failing in ([99, 1, 2], [0, 99, 2]):  # the caller's own item, then a worker's
+        with pytest.raises(ValueError, match="job 99 failed"):
+            parallel_map(_pid_and_threads, failing, workers=2, threads=1, gpus=[])
 
 
 def _visible_gpu(_: int) -> str:

@@ -1,4 +1,4 @@
-"""Does AMC's per-patient modality importance tell which modality was poor? (issue 6)
+"""Does AMC's per-patient modality importance tell which modality was poor?
 
 A script over :mod:`amc.studies.importance` (the study, its cohort and its outputs are described
 there; the ``importance`` stage runs the same study with params ``importance_study``). Here any
@@ -13,7 +13,7 @@ Usage::
         [--instance 1.0] [--epochs 6] [--n-patients 2000] [--private-latent 4]
         [--out benchmarks/results/importance]
 
-The task-metric table of the full grid (all 12 AMC variants, issue 18) at 30 / 50 % noise::
+The task-metric table of the full grid (all 12 AMC variants) at 30 / 50 % noise::
 
     python benchmarks/importance_validity.py --grid full --corruptions noise \
         --levels 0.3 0.5 --attentions differential --seeds 0 1 2

@@ -1,4 +1,4 @@
-"""importance: does the per-patient modality importance reflect modality quality? (issue 6)
+"""importance: does the per-patient modality importance reflect modality quality?
 
 Usage: python -m stages.importance [--quick] [--out reports/importance]
 (params: importance_study.seeds / .quick / .grid / .n_patients / .task_side)

@@ -1,4 +1,4 @@
-"""Does the per-patient modality importance reflect modality quality? (issue 6)
+"""Does the per-patient modality importance reflect modality quality?
 
 Plain functions to score an importance estimator against ground truth known from a controlled
 corruption experiment (:mod:`amc.studies.importance`):

@@ -1,4 +1,4 @@
-"""Does AMC's per-patient modality importance tell which modality was poor? (issue 6)
+"""Does AMC's per-patient modality importance tell which modality was poor?
 
 A controlled experiment on a feature-level synthetic cohort built in memory:
 
@@ -26,7 +26,7 @@ compared with the paper's model. Everything is measured on the TEST split only: 
 importance for detecting the corrupted patients, Spearman correlation of m0 importance with
 quality, task AUROC / macro F1.
 
-Task-metric side (issue 18, :mod:`amc.studies.importance_task`): on the same cohorts and splits,
+Task-metric side (:mod:`amc.studies.importance_task`): on the same cohorts and splits,
 at every corruption and level of ``task_corruptions``, the test macro F1 of the AMC variants
 ``amc_variants`` (importance x replace_rule x pooling; first attention) beside late, early and
 oracle late fusion (which drops m0 for the corrupted patients).

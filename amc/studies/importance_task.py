@@ -1,4 +1,4 @@
-"""Task-metric side of the importance study (issue 18): does fusion act on what it detects?
+"""Task-metric side of the importance study: does fusion act on what it detects?
 
 On the same cohorts, splits and corruptions as :mod:`amc.studies.importance`, the test macro F1
 of AMC variants (``fusion.importance`` x ``fusion.replace_rule`` x ``fusion.pooling``) is set
@@ -12,7 +12,7 @@ same model sizes and the same settings:
   modality for them (marked absent in training, validation and test), i.e. what fusion that
   acts perfectly on a perfect detector could reach.
 
-The goal (issue 18): at 30 % and 50 % noise the best AMC variant beats late fusion by more than
+The goal: at 30 % and 50 % noise the best AMC variant beats late fusion by more than
 the seeds' std and closes at least half of the gap from late fusion to the oracle.
 """
 

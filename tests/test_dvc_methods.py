@@ -54,9 +54,9 @@ def _reached(stages: dict, key: str, value) -> set[str]:
     parents = {".".join(parts[: i + 1]) for i in range(len(parts))}
     declared = {name for name, s in stages.items() if parents & set(s["params"])}
     tree = yaml.safe_load(open("params.yaml"))
-    before = run_configs(validate_params(tree))
-    after = run_configs(validate_params(_set(tree, key, value)))
     params = validate_params(tree)
+    before = run_configs(params)
+    after = run_configs(validate_params(_set(tree, key, value)))
     changed = {_stage_of(params, *run) for run in before if before[run] != after.get(run)}
     return declared | changed
 

@@ -1,14 +1,15 @@
-"""code@<name>: one fingerprint of the source files a family of stages runs.
+"""code: one fingerprint per family of stages of the source files that family runs.
 
-Usage: python -m stages.code --out data/code/<name>.json PATH [PATH ...]
-(PATH: a source file or folder; a folder contributes every file under it but ``__pycache__``).
-Output: a JSON map of every file to its SHA-256.
+Usage: python -m stages.code --out data/code/<name>.json PATH [PATH ...] [--out ... PATH ...]
+(each ``--out`` starts a group; PATH: a source file or folder, a folder contributing every file
+under it but ``__pycache__``). Output: per group, a JSON map of every file to its SHA-256.
 
-Why: the pipeline has one stage per (dataset, method) run, about a hundred of them, and they all
-run the same code. Declaring the ~20 code paths on every run stage made DVC hash the same folders
-and keep the same ~20 entries in ``dvc.lock`` once per stage. The run stages depend on this one
-file instead (a smaller ``dvc.lock``; the time between two run stages did not change measurably in
-CI); DVC re-runs them exactly when a file listed here changes.
+Why: the pipeline has one stage per (dataset, method) run, about a hundred of them, 13
+extractions and a split per dataset, and each family runs the same code. Declaring the ~15-20
+code paths on every stage made DVC walk the same folders and keep the same entries in
+``dvc.lock`` once per stage, on every `dvc repro`, even a no-op one. The stages depend on their
+family's file instead; DVC re-runs them exactly when a file listed in it changes (a group whose
+files did not change is rewritten with the same bytes, so its stages stay up to date).
 """
 
 from __future__ import annotations
@@ -45,15 +46,38 @@ def fingerprint(paths: list[Path]) -> dict[str, str]:
     }
 
 
+def parse_groups(argv: list[str]) -> list[tuple[Path, list[Path]]]:
+    """``--out FILE PATH [PATH ...]`` repeated -> [(FILE, [PATH, ...]), ...]."""
+    if not argv or argv[0] != "--out":
+        raise InputError(
+            "code: expected `--out FILE PATH [PATH ...]`",
+            hint="each group of paths starts with --out and its fingerprint file",
+        )
+    groups: list[tuple[Path, list[Path]]] = []
+    words = iter(argv)
+    for word in words:
+        if word == "--out":
+            out = next(words, None)
+            if out is None or out.startswith("-"):
+                raise InputError("code: --out needs a file name", hint="--out data/code/run.json")
+            groups.append((Path(out), []))
+        else:
+            groups[-1][1].append(Path(word))
+    for out, paths in groups:
+        if not paths:
+            raise InputError(f"code: no paths for {out}", hint="list the files it fingerprints")
+    return groups
+
+
 def main(argv: list[str]) -> None:
     parser: argparse.ArgumentParser = stage_parser("code", __doc__)
-    parser.add_argument("--out", type=Path, required=True, help="the fingerprint JSON to write")
-    parser.add_argument("paths", type=Path, nargs="+", help="source files and folders")
-    args = parser.parse_args(argv)
-    text = json.dumps(fingerprint(args.paths), indent=1, sort_keys=True) + "\n"
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(args.out) as tmp:
-        tmp.write_text(text)
+    if {"-h", "--help"} & set(argv):
+        parser.print_help()
+        return
+    for out, paths in parse_groups(argv):
+        text = json.dumps(fingerprint(paths), indent=1, sort_keys=True) + "\n"
+        with atomic_path(out) as tmp:
+            tmp.write_text(text)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ from stages.params import AMC, list_runs, load_params
 
 log = logging.getLogger("stages.report")
 EFFICIENCY = Path("reports/efficiency.json")
-#: dvclive file of each curve -> its name in reports/curves/
-CURVES = {"val/score.tsv": "val_score", "train/loss.tsv": "train_loss"}
+#: column of a run's curves.tsv -> the curve's name in reports/curves/
+CURVES = {"val_score": "val_score", "loss": "train_loss"}
 
 
 def read_run(dataset: str, method: str) -> dict[str, Any]:
@@ -131,19 +131,19 @@ def write_curves(runs: list[dict[str, Any]]) -> None:
     format, so `dvc plots show` draws one chart per curve and dataset with the runs overlaid."""
     frames: dict[str, list[pd.DataFrame]] = {}
     for r in runs:
-        for seed in r.get("seeds") or []:
-            base = RUNS_DIR / r["dataset"] / r["method"] / "train" / f"seed{seed}" / "plots"
-            for source, curve in CURVES.items():
-                path = base / "metrics" / source
-                if not path.exists():
+        path = RUNS_DIR / r["dataset"] / r["method"] / "curves.tsv"
+        if not path.exists():
+            raise InputError(
+                f"{path}: not found",
+                hint=f"run `dvc repro` (the run stage of {r['dataset']} {r['method']})",
+            )
+        data = pd.read_csv(path, sep="\t")
+        for seed, rows in data.groupby("seed", sort=True):
+            for column, curve in CURVES.items():
+                if column not in rows or rows[column].isna().all():
                     continue
-                data = pd.read_csv(path, sep="\t")
                 frame = pd.DataFrame(
-                    {
-                        "step": data["step"],
-                        "value": data.iloc[:, -1],
-                        "run": f"{r['label']} s{seed}",
-                    }
+                    {"step": rows["step"], "value": rows[column], "run": f"{r['label']} s{seed}"}
                 )
                 frames.setdefault(f"{r['dataset']}-{curve}", []).append(frame)
     with atomic_path("reports/curves") as tmp:

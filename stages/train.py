@@ -4,7 +4,7 @@ Usage: python -m stages.train <dataset> [<method>] [--config data/configs/<datas
     [--splits data/splits/<dataset>.parquet]
     [--models models/<dataset>/<method>] [--out reports/runs/<dataset>/<method>]
 (method: ``amc`` (default), a name in params ``baselines``, or a name in ``variants``)
-Outputs: <models>/seed<k>.pt and <out>/train/seed<k>/ (per-epoch curves, dvclive layout).
+Outputs: <models>/seed<k>.pt and <out>/curves.tsv (every seed's per-epoch curves).
 Seeds train in parallel processes on CPU (params ``train.workers``: ``auto`` = one per core).
 An interrupted run resumes: per-epoch state is kept in
 .cache/train/<dataset>/<method>/ (outside DVC's outputs, which DVC deletes before re-running a
@@ -42,35 +42,27 @@ log = logging.getLogger("stages.train")
 CURVES = ("loss", "task", "instance", "token", "balance")
 
 
-def log_curves(history: list[dict], out_dir: Path) -> None:
-    """Write a seed's per-epoch curves (after training, so resumes stay complete).
+def write_curves(histories: dict[int, list[dict]], path: Path) -> None:
+    """Write every seed's per-epoch curves to one tab-separated file (after training, so
+    resumes stay complete): columns ``seed``, ``step`` (the epoch), the training losses of
+    :data:`CURVES` a method logs and ``val_score``, one row per seed and epoch.
 
-    dvclive's file layout, which ``stages/report.py`` and ``dvc plots`` read:
-    ``plots/metrics/{train/<curve>,val/score}.tsv`` (columns ``step`` and the curve's name, one
-    row per epoch) and ``metrics.json`` (the last epoch's values and ``step``). Written here
-    rather than with ``dvclive.Live``, which opens the DVC repository and Git for every seed
-    (measured 1.5 s CPU per seed, plus ~2.5 s to import DVC, in each of the ~100 run processes).
+    One file per run rather than dvclive's folder layout (four nested folders and seven files
+    per seed): DVC walks every output folder on each `dvc repro`, and the ~100 runs' curve
+    folders were a quarter of the files a no-op repro visited. ``stages/report.py`` reads it.
     """
-    series: dict[str, list[float]] = {f"train/{key}": [] for key in CURVES}
-    series["val/score"] = []
-    for record in history:
-        for key in CURVES:
-            if key in record:
-                series[f"train/{key}"].append(float(record[key]))
-        series["val/score"].append(float(record["val_score"]))
-    summary: dict[str, Any] = {}
-    with atomic_path(out_dir) as tmp:
-        for name, values in series.items():
-            if not values:
-                continue
-            group, curve = name.split("/")
-            path = tmp / "plots" / "metrics" / group / f"{curve}.tsv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            rows = "".join(f"{step}\t{value!r}\n" for step, value in enumerate(values))
-            path.write_text(f"step\t{curve}\n{rows}")
-            summary.setdefault(group, {})[curve] = values[-1]
-        summary["step"] = len(history) - 1
-        (tmp / "metrics.json").write_text(json.dumps(summary, indent=4) + "\n")
+    rows = []
+    for seed, history in sorted(histories.items()):
+        for step, record in enumerate(history):
+            row = {"seed": seed, "step": step}
+            row.update({key: float(record[key]) for key in CURVES if key in record})
+            row["val_score"] = float(record["val_score"])
+            rows.append(row)
+    columns = ["seed", "step"] + [k for k in (*CURVES, "val_score") if any(k in r for r in rows)]
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(repr(r[c]) if c in r else "" for c in columns) for r in rows]
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
 
 
 def run_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
@@ -130,7 +122,7 @@ def main(argv: list[str]) -> None:
     settings = train_settings(ds)
     seeds = list(ds["split"]["seeds"])
     # Read every split before starting workers, so a missing seed fails fast and in one place.
-    outputs = {"models": args.models, "curves": args.out / "train"}
+    outputs = {"models": args.models}
     jobs = [
         (ds, cohort, split_for_seed(ds["name"], cohort, seed, args.splits), seed, outputs)
         for seed in seeds
@@ -140,14 +132,19 @@ def main(argv: list[str]) -> None:
     what = f"{ds['name']} {ds['method']}"
     log.info("%s: %d seed(s) on %d worker(s) x %d thread(s)", what, len(jobs), workers, threads)
     results = parallel_map(train_seed, jobs, workers, threads, desc=f"{what} seeds")
-    for seed, (epoch, score) in zip(seeds, results, strict=True):
+    for seed, (epoch, score, _) in zip(seeds, results, strict=True):
         log.info("%s seed %d: best epoch %d, validation score %.4f", what, seed, epoch, score)
+    write_curves(
+        {seed: history for seed, (_, _, history) in zip(seeds, results, strict=True)},
+        args.out / "curves.tsv",
+    )
 
 
 def train_seed(
     job: tuple[dict[str, Any], Cohort, np.ndarray, int, dict[str, Path]],
-) -> tuple[int, float]:
-    """Train one seed, write its checkpoint and curves; return (best epoch, validation score)."""
+) -> tuple[int, float, list[dict]]:
+    """Train one seed and write its checkpoint; return (best epoch, validation score, the
+    per-epoch history)."""
     from amc.methods import training_config
     from amc.training.loop import train_model
 
@@ -165,8 +162,7 @@ def train_seed(
         desc=f"{ds['name']} {ds['method']} seed {seed}",
     )
     save_checkpoint(ckpt, outputs["models"] / f"seed{seed}.pt")  # same weights, same bytes
-    log_curves(ckpt["history"], outputs["curves"] / f"seed{seed}")
-    return ckpt["best_epoch"], ckpt["best_val"]
+    return ckpt["best_epoch"], ckpt["best_val"], ckpt["history"]
 
 
 if __name__ == "__main__":

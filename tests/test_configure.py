@@ -25,13 +25,36 @@ def _tree() -> dict:
 def test_one_file_per_run_holding_its_resolved_settings(tmp_path):
     params = load_params()
     configure.main(["--out", str(tmp_path / "configs")])
-    files = sorted((tmp_path / "configs").rglob("*.json"))
+    files = sorted((tmp_path / "configs").glob("*/*.json"))
     assert len(files) == len(list_runs(params))
     for dataset, method in list_runs(params):
         path = configure.config_path(tmp_path / "configs", dataset, method)
         assert json.loads(path.read_text()) == json.loads(
             json.dumps(run_params(params, dataset, method))
         )
+
+
+def test_params_json_holds_the_data_blocks_with_defaults(tmp_path):
+    """The data stages' params file: sources / split / datasets, validated, defaults filled in
+    (a key params.yaml leaves out is still there, so a changed default re-runs its stages)."""
+    tree = _tree()
+    del tree["sources"]["tcga"]["wsi"]["batch_size"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree))
+    configure.main(["--out", str(tmp_path / "configs"), "--params", str(tmp_path / "params.yaml")])
+    data = json.loads((tmp_path / "configs" / "params.json").read_text())
+    assert set(data) == {"sources", "split", "datasets"}
+    params = load_params(tmp_path / "params.yaml")
+    assert data["sources"]["tcga"]["wsi"]["batch_size"] == params["sources"]["tcga"]["wsi"][
+        "batch_size"
+    ]
+    assert data["split"] == params["split"] and set(data["datasets"]) == set(params["datasets"])
+    # only the data blocks: a model change leaves the file's bytes alone
+    tree["model"]["experts"] = 3
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tree))
+    configure.main(["--out", str(tmp_path / "again"), "--params", str(tmp_path / "params.yaml")])
+    assert (tmp_path / "again" / "params.json").read_bytes() == (
+        tmp_path / "configs" / "params.json"
+    ).read_bytes()
 
 
 def test_files_are_byte_stable(tmp_path):

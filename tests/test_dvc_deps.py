@@ -113,14 +113,20 @@ def load_stages(root: Path) -> list[dict]:
 
 
 def with_code_fingerprints(stages: list[dict]) -> list[dict]:
-    """A dep on the output of a ``stages.code`` stage stands for the paths that stage
-    fingerprints (its deps): the run stages declare their code through data/code/run.json."""
-    producers = {
-        out: stage["deps"]
-        for stage in stages
-        if _command_module(stage["cmd"]) == "stages.code"
-        for out in stage["outs"]
-    }
+    """A dep on an output of the ``stages.code`` stage stands for the paths that output
+    fingerprints: those its group in the stage's cmd names that are also the stage's deps (a
+    path missing from either is not covered: DVC would not re-run, or the file would not
+    change)."""
+    from stages.code import parse_groups
+
+    producers = {}
+    for stage in stages:
+        if _command_module(stage["cmd"]) != "stages.code":
+            continue
+        for out, paths in parse_groups(shlex.split(stage["cmd"])[3:]):
+            producers[out.as_posix()] = [
+                p.as_posix() for p in paths if p.as_posix() in stage["deps"]
+            ]
     for stage in stages:
         stage["deps"] = [p for d in stage["deps"] for p in [d, *producers.get(d, [])]]
     return stages
@@ -186,10 +192,16 @@ def _code_stage(dvc_yaml: dict) -> dict:
 
 
 def test_code_stage_fingerprints_what_it_depends_on():
-    """The paths the code stage hashes (its cmd) are exactly its deps (but its own module)."""
+    """The paths the code stage hashes (its cmd, every group) are exactly its deps (but its own
+    module), and each group writes one of its outs."""
+    from stages.code import parse_groups
+
     body = _code_stage(yaml.safe_load((ROOT / "dvc.yaml").read_text()))
-    hashed = [w for w in shlex.split(body["cmd"]) if "/" in w and not w.startswith("data/")]
-    assert sorted(hashed) == sorted(d for d in body["deps"] if d != "stages/code.py")
+    groups = parse_groups(shlex.split(body["cmd"])[3:])
+    hashed = {p.as_posix() for _, paths in groups for p in paths}
+    assert hashed == {d for d in body["deps"] if d != "stages/code.py"}
+    outs = {next(iter(o)) if isinstance(o, dict) else o for o in body["outs"]}
+    assert {out.as_posix() for out, _ in groups} == outs
 
 
 def test_a_path_missing_from_the_code_fingerprint_is_caught(tmp_path):
@@ -203,6 +215,49 @@ def test_a_path_missing_from_the_code_fingerprint_is_caught(tmp_path):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     runs = [s for s in load_stages(tmp_path) if s["name"].startswith("run")]
     assert runs and all("amc/scoring.py" in uncovered_modules(s) for s in runs)
+
+
+def test_a_path_missing_from_one_group_is_caught_for_that_family_only(tmp_path):
+    """Groups are separate: dropping amc/data from the split group's paths (it stays a dep of
+    the code stage, for the other groups) is reported for the split stages, not the runs."""
+    dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    body = _code_stage(dvc_yaml)
+    head, _, split_group = body["cmd"].partition("--out data/code/split.json")
+    split_paths, sep, rest = split_group.partition("--out")
+    body["cmd"] = head + "--out data/code/split.json" + split_paths.replace(" amc/data ", " ")
+    body["cmd"] += sep + rest
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    stages = load_stages(tmp_path)
+    splits = [s for s in stages if s["name"].startswith("split@")]
+    assert splits and all(
+        "amc/data/splits.py" in uncovered_modules(s) for s in splits
+    )
+    runs = [s for s in stages if s["name"].startswith("run@")]
+    assert runs and not any(uncovered_modules(s) for s in runs)
+
+
+def test_extractions_depend_on_what_they_read_in_the_raw_folder(stages):
+    """New slides re-run the slide extraction only; every TCGA extraction reads the clinical
+    table (its cases)."""
+    raw = {
+        s["name"]: {d for d in s["deps"] if d.startswith("data/synthetic/")}
+        for s in stages
+        if s["name"].startswith("extract@")
+    }
+    tcga = "data/synthetic/tcga"
+    assert raw["extract@tcga-wsi"] == {f"{tcga}/clinical.tsv", f"{tcga}/slides"}
+    assert raw["extract@tcga-rna"] == {
+        f"{tcga}/clinical.tsv",
+        f"{tcga}/gdc_sample_sheet.tsv",
+        f"{tcga}/rna",
+    }
+    assert raw["extract@tcga-report"] == {f"{tcga}/clinical.tsv", f"{tcga}/reports"}
+    assert raw["extract@tcga-labels"] == {f"{tcga}/clinical.tsv"}
+    assert raw["extract@adni-mri"] >= {"data/synthetic/adni/mri"}
+    assert all(paths for paths in raw.values())
 
 
 def test_lazy_and_type_checking_imports():

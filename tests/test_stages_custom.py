@@ -51,7 +51,11 @@ def test_custom_dataset_runs_through_all_stages(custom_project):
     runs = root / "reports/runs/mine"
     assert (root / "models/mine/amc/seed0.pt").exists()
     assert (root / "models/mine/amc/seed1.pt").exists()
-    assert any((runs / "amc/train/seed0").rglob("*.tsv"))  # per-epoch curves
+    # per-epoch curves: one file per run, every seed and epoch (3 epochs, or fewer if stopped)
+    history = pd.read_csv(runs / "amc/curves.tsv", sep="\t")
+    assert {"seed", "step", "loss", "task", "val_score"} <= set(history.columns)
+    assert set(history["seed"]) == {0, 1} and history["step"].max() <= 2
+    assert history[["loss", "val_score"]].notna().all().all()
     metrics = json.loads((runs / "amc/metrics.json").read_text())
     assert set(metrics) >= {"accuracy", "recall", "precision", "f1", "auroc"}
     assert len(metrics["f1"]["per_seed"]) == 2
@@ -157,3 +161,21 @@ def test_split_covers_every_patient_so_complete_case_runs_share_it(custom_projec
     assert [whole[p] for p in complete.patient_ids] == list(part)
     meta = pd.read_parquet("data/splits/mine.parquet")
     assert len(meta) == 2 * len(full)
+
+
+def test_curves_file_holds_every_seed_and_only_logged_curves(tmp_path):
+    histories = {
+        1: [
+            {"loss": 0.9, "task": 0.8, "val_score": 0.5},
+            {"loss": 0.7, "task": 0.6, "val_score": 0.6},
+        ],
+        0: [{"loss": 1.0, "task": 0.9, "balance": 0.01, "val_score": 0.4}],
+    }
+    path = tmp_path / "run" / "curves.tsv"
+    train.write_curves(histories, path)
+    data = pd.read_csv(path, sep="\t")
+    assert list(data.columns) == ["seed", "step", "loss", "task", "balance", "val_score"]
+    assert data[["seed", "step"]].values.tolist() == [[0, 0], [1, 0], [1, 1]]
+    assert data["balance"].isna().tolist() == [False, True, True]  # seed 1 logged no balance
+    assert data.loc[2, "loss"] == 0.7 and data.loc[2, "val_score"] == 0.6
+    assert list(tmp_path.joinpath("run").iterdir()) == [path]  # no temporary file left

@@ -6,7 +6,7 @@ Outputs under <out> (default reports/runs/<dataset>/<method>/): metrics.json (me
 per_seed of each test metric), predictions.parquet (every patient of every split and seed; for
 AMC also importance_<m>, replaced_<m>, agreement_<m> and donated_<from>_to_<to>: see
 ``fusion_columns``), run.json (method, label, task, seeds, input sizes, chance levels),
-plots/*.png.
+plots/*.png and plots/curves.tsv (every seed's per-epoch training curves, from its checkpoint).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from stages._dataset import cohort_for, split_for_seed
 from stages.train import parse_run
 
 log = logging.getLogger("stages.evaluate")
+#: the training losses a run's curves.tsv holds (those its method logs), then ``val_score``
+CURVES = ("loss", "task", "instance", "token", "balance")
 
 
 def seed_predictions(
@@ -62,7 +64,7 @@ def seed_predictions(
             cohort.event[train],
         )
     frame = pd.concat([frame, fusion_columns(out, cohort)], axis=1)
-    return frame, metrics, {**out, "config": ckpt["config"]}
+    return frame, metrics, {**out, "config": ckpt["config"], "history": ckpt.get("history", [])}
 
 
 def fusion_columns(out: dict[str, np.ndarray], cohort) -> pd.DataFrame:
@@ -137,13 +139,14 @@ def main(argv: list[str]) -> None:
     ds, args = parse_run(argv, "evaluate", __doc__)
     cohort = cohort_for(ds)
     out_dir = args.out
-    frames, per_seed, token_scores, config = [], [], [], {}
+    frames, per_seed, token_scores, config, histories = [], [], [], {}, {}
     for seed in ds["split"]["seeds"]:
         split = split_for_seed(ds["name"], cohort, seed, args.splits)
         frame, metrics, out = seed_predictions(ds, cohort, seed, split, args.models)
         frames.append(frame)
         per_seed.append(metrics)
         config = out["config"]
+        histories[seed] = out["history"]
         if "token_scores" in out:
             token_scores.append((out["token_scores"][split == "test"], split == "test"))
         log.info(
@@ -157,15 +160,41 @@ def main(argv: list[str]) -> None:
     write_table(pred, out_dir / "predictions.parquet", {"dataset": ds["name"]})
     write_json(aggregate_seeds(per_seed), out_dir / "metrics.json")
     write_json(run_info(ds, cohort, config), out_dir / "run.json")
-    write_plots(ds, cohort, pred, token_scores, out_dir / "plots")
+    write_plots(ds, cohort, pred, token_scores, histories, out_dir / "plots")
 
 
-def write_plots(ds, cohort, pred: pd.DataFrame, token_scores: list, plots: Path) -> None:
+def write_curves(histories: dict[int, list[dict]], path: Path) -> None:
+    """Every seed's per-epoch curves in one tab-separated file: columns ``seed``, ``step`` (the
+    epoch), the training losses of :data:`CURVES` the method logs and ``val_score``, one row per
+    seed and epoch (a loss one seed lacks is an empty cell).
+
+    One file in the run's plots folder rather than dvclive's layout (four nested folders and
+    seven files per seed): DVC walks every output folder on each `dvc repro`, and the ~100 runs'
+    curve folders were a quarter of the files a no-op repro visited. ``stages/report.py`` reads
+    it into reports/curves/ for `dvc plots`.
+    """
+    rows = []
+    for seed, history in sorted(histories.items()):
+        for step, record in enumerate(history):
+            row = {"seed": seed, "step": step}
+            row.update({key: float(record[key]) for key in CURVES if key in record})
+            row["val_score"] = float(record["val_score"])
+            rows.append(row)
+    columns = ["seed", "step"] + [k for k in (*CURVES, "val_score") if any(k in r for r in rows)]
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(repr(r[c]) if c in r else "" for c in columns) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_plots(
+    ds, cohort, pred: pd.DataFrame, token_scores: list, histories: dict, plots: Path
+) -> None:
     """The run's figures: importance / replacement / donor / token-score histograms (AMC with
-    fusion), Kaplan-Meier risk groups (survival)."""
+    fusion), Kaplan-Meier risk groups (survival); and its training curves (curves.tsv)."""
     names = cohort.modalities
     with atomic_path(plots) as tmp:
         tmp.mkdir()
+        write_curves(histories, tmp / "curves.tsv")
         if f"importance_{names[0]}" in pred:
             figures.plot_importance_distributions(pred, names, tmp / "importance.png")
             figures.plot_replacement_distributions(pred, names, tmp / "replacement.png")

@@ -29,7 +29,7 @@ from stages.params import AMC, list_runs, load_params
 
 log = logging.getLogger("stages.report")
 EFFICIENCY = Path("reports/efficiency.json")
-#: column of a run's curves.tsv -> the curve's name in reports/curves/
+#: column of a run's plots/curves.tsv -> the curve's name in reports/curves/
 CURVES = {"val_score": "val_score", "loss": "train_loss"}
 
 
@@ -131,7 +131,7 @@ def write_curves(runs: list[dict[str, Any]]) -> None:
     format, so `dvc plots show` draws one chart per curve and dataset with the runs overlaid."""
     frames: dict[str, list[pd.DataFrame]] = {}
     for r in runs:
-        path = RUNS_DIR / r["dataset"] / r["method"] / "curves.tsv"
+        path = RUNS_DIR / r["dataset"] / r["method"] / "plots" / "curves.tsv"
         if not path.exists():
             raise InputError(
                 f"{path}: not found",

@@ -4,7 +4,8 @@ Usage: python -m stages.train <dataset> [<method>] [--config data/configs/<datas
     [--splits data/splits/<dataset>.parquet]
     [--models models/<dataset>/<method>] [--out reports/runs/<dataset>/<method>]
 (method: ``amc`` (default), a name in params ``baselines``, or a name in ``variants``)
-Outputs: <models>/seed<k>.pt and <out>/curves.tsv (every seed's per-epoch curves).
+Outputs: <models>/seed<k>.pt (each with its per-epoch history, which stages.evaluate writes
+to <out>/plots/curves.tsv).
 Seeds train in parallel processes on CPU (params ``train.workers``: ``auto`` = one per core).
 An interrupted run resumes: per-epoch state is kept in
 .cache/train/<dataset>/<method>/ (outside DVC's outputs, which DVC deletes before re-running a
@@ -22,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from amc.data.cohort import Cohort
-from amc.data.store import atomic_path
 from amc.errors import InputError
 from amc.runtime import select_device
 from amc.training.checkpoint import save_checkpoint
@@ -39,30 +39,6 @@ from stages._dataset import (
 from stages.params import AMC, load_params, run_params
 
 log = logging.getLogger("stages.train")
-CURVES = ("loss", "task", "instance", "token", "balance")
-
-
-def write_curves(histories: dict[int, list[dict]], path: Path) -> None:
-    """Write every seed's per-epoch curves to one tab-separated file (after training, so
-    resumes stay complete): columns ``seed``, ``step`` (the epoch), the training losses of
-    :data:`CURVES` a method logs and ``val_score``, one row per seed and epoch.
-
-    One file per run rather than dvclive's folder layout (four nested folders and seven files
-    per seed): DVC walks every output folder on each `dvc repro`, and the ~100 runs' curve
-    folders were a quarter of the files a no-op repro visited. ``stages/report.py`` reads it.
-    """
-    rows = []
-    for seed, history in sorted(histories.items()):
-        for step, record in enumerate(history):
-            row = {"seed": seed, "step": step}
-            row.update({key: float(record[key]) for key in CURVES if key in record})
-            row["val_score"] = float(record["val_score"])
-            rows.append(row)
-    columns = ["seed", "step"] + [k for k in (*CURVES, "val_score") if any(k in r for r in rows)]
-    lines = ["\t".join(columns)]
-    lines += ["\t".join(repr(r[c]) if c in r else "" for c in columns) for r in rows]
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
 
 
 def run_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
@@ -132,19 +108,15 @@ def main(argv: list[str]) -> None:
     what = f"{ds['name']} {ds['method']}"
     log.info("%s: %d seed(s) on %d worker(s) x %d thread(s)", what, len(jobs), workers, threads)
     results = parallel_map(train_seed, jobs, workers, threads, desc=f"{what} seeds")
-    for seed, (epoch, score, _) in zip(seeds, results, strict=True):
+    for seed, (epoch, score) in zip(seeds, results, strict=True):
         log.info("%s seed %d: best epoch %d, validation score %.4f", what, seed, epoch, score)
-    write_curves(
-        {seed: history for seed, (_, _, history) in zip(seeds, results, strict=True)},
-        args.out / "curves.tsv",
-    )
 
 
 def train_seed(
     job: tuple[dict[str, Any], Cohort, np.ndarray, int, dict[str, Path]],
-) -> tuple[int, float, list[dict]]:
-    """Train one seed and write its checkpoint; return (best epoch, validation score, the
-    per-epoch history)."""
+) -> tuple[int, float]:
+    """Train one seed, write its checkpoint (with its per-epoch history); return (best epoch,
+    validation score)."""
     from amc.methods import training_config
     from amc.training.loop import train_model
 
@@ -162,7 +134,7 @@ def train_seed(
         desc=f"{ds['name']} {ds['method']} seed {seed}",
     )
     save_checkpoint(ckpt, outputs["models"] / f"seed{seed}.pt")  # same weights, same bytes
-    return ckpt["best_epoch"], ckpt["best_val"], ckpt["history"]
+    return ckpt["best_epoch"], ckpt["best_val"]
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def test_custom_dataset_runs_through_all_stages(custom_project):
     assert (root / "models/mine/amc/seed0.pt").exists()
     assert (root / "models/mine/amc/seed1.pt").exists()
     # per-epoch curves: one file per run, every seed and epoch (3 epochs, or fewer if stopped)
-    history = pd.read_csv(runs / "amc/curves.tsv", sep="\t")
+    history = pd.read_csv(runs / "amc/plots/curves.tsv", sep="\t")
     assert {"seed", "step", "loss", "task", "val_score"} <= set(history.columns)
     assert set(history["seed"]) == {0, 1} and history["step"].max() <= 2
     assert history[["loss", "val_score"]].notna().all().all()
@@ -171,11 +171,10 @@ def test_curves_file_holds_every_seed_and_only_logged_curves(tmp_path):
         ],
         0: [{"loss": 1.0, "task": 0.9, "balance": 0.01, "val_score": 0.4}],
     }
-    path = tmp_path / "run" / "curves.tsv"
-    train.write_curves(histories, path)
+    path = tmp_path / "curves.tsv"
+    evaluate.write_curves(histories, path)
     data = pd.read_csv(path, sep="\t")
     assert list(data.columns) == ["seed", "step", "loss", "task", "balance", "val_score"]
     assert data[["seed", "step"]].values.tolist() == [[0, 0], [1, 0], [1, 1]]
     assert data["balance"].isna().tolist() == [False, True, True]  # seed 1 logged no balance
     assert data.loc[2, "loss"] == 0.7 and data.loc[2, "val_score"] == 0.6
-    assert list(tmp_path.joinpath("run").iterdir()) == [path]  # no temporary file left

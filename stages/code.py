@@ -72,8 +72,7 @@ def parse_groups(argv: list[str]) -> list[tuple[Path, list[Path]]]:
 def main(argv: list[str]) -> None:
     parser: argparse.ArgumentParser = stage_parser("code", __doc__)
     if {"-h", "--help"} & set(argv):
-        parser.print_help()
-        return
+        parser.parse_args(["--help"])  # prints the usage and exits 0
     for out, paths in parse_groups(argv):
         text = json.dumps(fingerprint(paths), indent=1, sort_keys=True) + "\n"
         with atomic_path(out) as tmp:

@@ -13,8 +13,9 @@ declared on ~100 run stages, DVC re-parsed params.yaml once per stage on every `
 `dvc status`, and kept each run's params values in dvc.lock (~60 lines per run), which DVC
 re-parses and rewrites after every stage it runs. Which runs a params change re-runs is the same:
 those whose resolved settings change (a baseline's settings hold only the keys it reads).
-The ~23 data stages keep their narrow params keys, read from params.json: DVC parses that JSON
-file in well under a millisecond, params.yaml (comments, ~260 lines) in ~20 ms, once per stage.
+The ~23 data stages keep their narrow params keys, read from params.json: DVC reads params once
+per stage on every `dvc repro`, and JSON is much cheaper to parse than params.yaml's ~260 lines
+of commented YAML (the 27 params reads of a no-op repro of the default: 0.50 s -> 0.15-0.19 s).
 Defaults are filled in, so a default changed in the code re-runs exactly the stages that read it.
 """
 

@@ -34,6 +34,18 @@ def _text_max_length():
     return key(256, integer(1), "tokens kept per text")
 
 
+#: The value columns of a GDC STAR gene-counts TSV, in file order (``sources.tcga.rna_value``
+#: picks one); ``amc.data.formats.STAR_COLUMNS`` puts the gene annotations before them.
+STAR_VALUE_COLUMNS = (
+    "unstranded",
+    "stranded_first",
+    "stranded_second",
+    "tpm_unstranded",
+    "fpkm_unstranded",
+    "fpkm_uq_unstranded",
+)
+
+
 @dataclass
 class MimicSynthetic:
     n_patients: int = key(800, integer(1), "synthetic patients")
@@ -142,18 +154,7 @@ class TcgaSource:
     raw: str = key("data/synthetic/tcga", TEXT, "raw GDC folder")
     synthetic: TcgaSynthetic = block(TcgaSynthetic, "synthetic cohort options")
     files: TcgaFiles = block(TcgaFiles, "file names inside raw")
-    rna_value: str = key(
-        "tpm_unstranded",
-        one_of(
-            "unstranded",
-            "stranded_first",
-            "stranded_second",
-            "tpm_unstranded",
-            "fpkm_unstranded",
-            "fpkm_uq_unstranded",
-        ),  # fmt: skip
-        "STAR-counts column used",
-    )
+    rna_value: str = key("tpm_unstranded", one_of(*STAR_VALUE_COLUMNS), "STAR-counts column used")
     text_encoder: Any = _text_encoder()
     text_batch_size: int = _text_batch_size()
     text_max_length: int = _text_max_length()

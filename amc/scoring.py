@@ -20,8 +20,9 @@ import numpy as np
 #: Two-sided 95% normal quantile (lifelines' default confidence level for Kaplan-Meier bands).
 Z_95 = 1.959963984540054
 
-#: Pairs of patients compared at once by :func:`harrell_c` (memory bound).
-_PAIR_CHUNK = 4_000_000
+#: Pairs of patients compared at once by :func:`harrell_c` and the IPCW C-index of
+#: :mod:`amc.evaluation.metrics` (bounds their memory: 4 M pairs of float64 ~ 32 MB per array).
+PAIR_CHUNK = 4_000_000
 
 
 def macro_precision_recall_f1(y: np.ndarray, pred: np.ndarray) -> tuple[float, float, float]:
@@ -116,7 +117,7 @@ def harrell_c(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
     r = np.asarray(risk, dtype=np.float64).reshape(-1)
     cases = np.flatnonzero(e)
     concordant = comparable = 0.0
-    rows = max(1, _PAIR_CHUNK // max(t.size, 1))
+    rows = max(1, PAIR_CHUNK // max(t.size, 1))
     for start in range(0, cases.size, rows):
         i = cases[start : start + rows, None]
         pair = (t[i] < t[None, :]) | ((t[i] == t[None, :]) & ~e[None, :])

@@ -30,6 +30,7 @@ from amc.inference import predict
 from amc.training.checkpoint import load_model_checkpoint
 from stages._cli import run
 from stages._dataset import cohort_for, split_for_seed
+from stages.params import AMC
 from stages.train import parse_run
 
 log = logging.getLogger("stages.evaluate")
@@ -116,12 +117,16 @@ def run_info(ds: dict[str, Any], cohort, config: dict[str, Any]) -> dict[str, An
         "num_classes": config.get("num_classes"),
         "num_bins": config.get("num_bins"),
         "options": ds["options"],
+        # AMC's four modules (the ablation tables); a baseline's settings hold only the keys it
+        # reads, so AMC's switches there would show schema defaults, not the baseline
         "components": {
             "token_fusion": bool(ds["fusion"]["enabled"]),
             "contrastive_loss": bool(ds["loss"]["instance"] > 0 or ds["loss"]["token"] > 0),
             "differential_attention": ds["model"]["attention"] == "differential",
             "smoe": ds["model"]["ffn"] == "smoe",
-        },
+        }
+        if ds["family"] == AMC
+        else None,
         "batch_size": ds["train"]["batch_size"],
         "n_patients": len(cohort),
         "missing_per_modality": {

@@ -1,6 +1,7 @@
 """The split / train / evaluate / report stages on a `kind: custom` dataset, in a temp folder."""
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -9,6 +10,8 @@ import yaml
 from amc.errors import InputError
 from stages import configure, efficiency, evaluate, report, split, train
 from tests.helpers import toy_dataset
+
+ROOT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 @pytest.fixture()
@@ -178,3 +181,22 @@ def test_curves_file_holds_every_seed_and_only_logged_curves(tmp_path):
     assert data[["seed", "step"]].values.tolist() == [[0, 0], [1, 0], [1, 1]]
     assert data["balance"].isna().tolist() == [False, True, True]  # seed 1 logged no balance
     assert data.loc[2, "loss"] == 0.7 and data.loc[2, "val_score"] == 0.6
+
+
+def test_run_info_gives_amc_components_only_to_amc_runs(custom_project):
+    """A baseline's settings hold only the keys it reads: AMC's module switches would be
+    schema defaults there, so its run.json carries none."""
+    from stages._dataset import cohort_for
+    from stages.params import load_params, run_params
+
+    params = yaml.safe_load(open("params.yaml"))
+    params["baselines"] = {"late": yaml.safe_load(open(ROOT_PARAMS))["baselines"]["late"]}
+    (custom_project / "params.yaml").write_text(yaml.safe_dump(params))
+    loaded = load_params()
+    config = {"modalities": {"a": 12, "b": 20}, "num_classes": 2}
+    cohort = cohort_for(run_params(loaded, "mine", "amc"))
+    for method, family_has_components in (("amc", True), ("mine-std", True), ("late", False)):
+        info = evaluate.run_info(run_params(loaded, "mine", method), cohort, config)
+        assert (info["components"] is not None) == family_has_components, method
+    std = evaluate.run_info(run_params(loaded, "mine", "mine-std"), cohort, config)
+    assert std["components"]["token_fusion"] is True

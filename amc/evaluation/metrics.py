@@ -18,7 +18,7 @@ import numpy as np
 
 from amc.data.store import to_jsonable  # noqa: F401  (re-exported)
 from amc.errors import InputError
-from amc.scoring import accuracy, harrell_c, macro_precision_recall_f1, roc_auc
+from amc.scoring import PAIR_CHUNK, accuracy, harrell_c, macro_precision_recall_f1, roc_auc
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +32,6 @@ __all__ = [
     "survival_metrics",
     "to_jsonable",
 ]
-
-#: Number of (event, patient) pairs evaluated at once by the IPCW C-index (memory bound).
-_PAIR_CHUNK = 4_000_000
 
 
 # --------------------------------------------------------------------------- classification
@@ -310,7 +307,7 @@ def concordance_index_ipcw(
     weight = 1.0 / g**2
     numerator = 0.0
     denominator = 0.0
-    step = max(1, _PAIR_CHUNK // t.size)
+    step = max(1, PAIR_CHUNK // t.size)
     for start in range(0, rows.size, step):
         idx = rows[start : start + step]
         ti, ri, wi = t[idx, None], r[idx, None], weight[start : start + step]

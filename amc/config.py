@@ -101,9 +101,10 @@ class LossParams:
     token: float = key(0.1, number(0), "weight of the token contrastive loss", "train")
     balance: float = key(0.01, number(0), "weight of the MoE load-balancing loss", "train")
     modality_heads: float = key(
-        0.0,
+        1.0,
         number(0),
-        "weight of each modality head's own task loss (fusion.pooling: importance_logits only)",
+        "weight of each modality head's own task loss (fusion.pooling: importance_logits only; "
+        "no effect otherwise)",
         "train",
     )
     temperature: float = key(0.1, number(0, low_open=True), "contrastive temperature", "model")

@@ -10,7 +10,7 @@ Usage::
         [--corruptions noise ...] [--levels 0.5 ...] [--attentions differential ...]
         [--grid default|full] [--variants alignment:deficit:importance ...]
         [--task-corruptions noise ...] [--task-levels 0.3 0.5] [--baselines late early oracle]
-        [--instance 1.0] [--modality-heads 0.0] [--epochs 6] [--n-patients 2000]
+        [--instance 1.0] [--modality-heads 1.0] [--epochs 6] [--n-patients 2000]
         [--private-latent 4]
         [--out benchmarks/results/importance]
 
@@ -69,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--modality-heads",
         type=float,
         default=None,
-        help="loss.modality_heads: per-modality heads' own task loss (importance_logits) (0)",
+        help="loss.modality_heads: per-modality heads' own task loss (importance_logits) (1.0)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
     parser.add_argument(

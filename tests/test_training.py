@@ -133,7 +133,7 @@ def test_modality_heads_loss_is_the_mean_unimodal_loss_over_present_patients():
 def test_modality_heads_weight_adds_the_unimodal_losses_to_training(tmp_path):
     cohort, split = _setup(tmp_path, n=80)
     model = {**MODEL, "pooling": "importance_logits"}
-    plain = TrainSettings(epochs=2, warmup_epochs=1, batch_size=16)
+    plain = TrainSettings(epochs=2, warmup_epochs=1, batch_size=16, modality_heads=0.0)
     a = train_model(cohort, split, model, plain, seed=1)
     weighted = TrainSettings(**{**vars(plain), "modality_heads": 1.0})
     b = train_model(cohort, split, model, weighted, seed=1)
@@ -145,3 +145,7 @@ def test_modality_heads_weight_adds_the_unimodal_losses_to_training(tmp_path):
     assert a["history"][0]["loss"] != b["history"][0]["loss"]
     out = predict(b, cohort, device="cpu")
     assert np.allclose(out["prob"].sum(1), 1, atol=1e-5)
+    # a model without per-modality heads ignores the weight: same history as without it
+    c = train_model(cohort, split, MODEL, weighted, seed=1)
+    d = train_model(cohort, split, MODEL, plain, seed=1)
+    assert c["history"] == d["history"] and "modality_heads" not in c["history"][0]

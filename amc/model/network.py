@@ -38,6 +38,7 @@ from amc.model.losses import instance_contrastive_loss, token_contrastive_loss
 
 EncoderKind = Literal["vector", "query", "bag", "volume"]
 POOLINGS: tuple[str, ...] = ("concat", "importance", "importance_logits")
+HEADS_POOLING = "importance_logits"  # the pooling with one head per modality
 ModalityInput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 

@@ -28,6 +28,7 @@ from amc.inference import load_model, predict, run_model  # noqa: F401  (re-expo
 from amc.model import AMCConfig
 from amc.model.heads import discretize_time, risk_score, survival_bin_edges
 from amc.model.losses import classification_loss, survival_nll
+from amc.model.network import HEADS_POOLING
 from amc.runtime import autocast, autocast_dtype, select_device
 from amc.scoring import harrell_c, macro_precision_recall_f1
 from amc.training.optim import FusedAdamW
@@ -164,7 +165,8 @@ def train_model(
     }
     state = _restore(resume_path, signature, run, generator, desc)
     weights = {"instance": settings.instance, "token": settings.token, "balance": settings.balance}
-    if settings.modality_heads:
+    if settings.modality_heads and run.method == "amc" and run.config.pooling == HEADS_POOLING:
+        # Only a model with per-modality heads has this term (other histories stay as they were).
         weights["modality_heads"] = settings.modality_heads
     first = settings.epochs if state.get("done") else state["epoch"]
     bar = tqdm(range(first, settings.epochs), desc=desc, leave=False, disable=None)

@@ -59,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--variants",
         nargs="+",
         default=None,
-        help="task-side AMC variants as importance:replace_rule:pooling (instead of --grid)",
+        help="task-side AMC variants as importance:replace_rule:pooling (instead of --grid); "
+        "pooling: concat | importance | importance_logits",
     )
     parser.add_argument(
         "--baselines", nargs="*", choices=BASELINES, default=None, help="task-side references"

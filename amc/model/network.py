@@ -164,7 +164,7 @@ class AMC(nn.Module):
         self.norm = nn.LayerNorm(c.hidden)
         if c.task not in ("classification", "survival"):
             raise ValueError(f"task={c.task!r} is not one of classification, survival")
-        if c.pooling == "importance_logits":
+        if c.pooling == HEADS_POOLING:
             # One head per modality on its own pooled tokens (B, D), no shared head.
             self.modality_heads = nn.ModuleList(self._make_head(c.hidden) for _ in self.names)
         else:
@@ -287,7 +287,7 @@ class AMC(nn.Module):
             pooled = pooled * present.view(b, m, 1).to(pooled.dtype)
         final = steps[-1]
         modality_logits = None
-        if c.pooling == "importance_logits":
+        if c.pooling == HEADS_POOLING:
             modality_logits = torch.stack(
                 [head(pooled[:, i]) for i, head in enumerate(self.modality_heads)], dim=1
             )  # (B, M, K)

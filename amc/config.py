@@ -86,8 +86,9 @@ class FusionParams:
     )
     pooling: str = key(
         "concat",
-        one_of("concat", "importance"),
-        "pooled modalities concatenated as they are, or weighted by the fusion's importance",
+        one_of("concat", "importance", "importance_logits"),
+        "pooled modalities concatenated as they are, or weighted by the fusion's importance; "
+        "importance_logits: one head per modality, predictions mixed by that importance",
         "model",
     )
 
@@ -99,6 +100,13 @@ class LossParams:
     instance: float = key(0.1, number(0), "weight of the instance contrastive loss", "train")
     token: float = key(0.1, number(0), "weight of the token contrastive loss", "train")
     balance: float = key(0.01, number(0), "weight of the MoE load-balancing loss", "train")
+    modality_heads: float = key(
+        1.0,
+        number(0),
+        "weight of each modality head's own task loss (fusion.pooling: importance_logits only; "
+        "no effect otherwise)",
+        "train",
+    )
     temperature: float = key(0.1, number(0, low_open=True), "contrastive temperature", "model")
     token_pairs: str = key(
         "all",

@@ -10,7 +10,8 @@ Usage::
         [--corruptions noise ...] [--levels 0.5 ...] [--attentions differential ...]
         [--grid default|full] [--variants alignment:deficit:importance ...]
         [--task-corruptions noise ...] [--task-levels 0.3 0.5] [--baselines late early oracle]
-        [--instance 1.0] [--epochs 6] [--n-patients 2000] [--private-latent 4]
+        [--instance 1.0] [--modality-heads 1.0] [--epochs 6] [--n-patients 2000]
+        [--private-latent 4]
         [--out benchmarks/results/importance]
 
 The task-metric table of the full grid (all 12 AMC variants) at 30 / 50 % noise::
@@ -38,7 +39,7 @@ from amc.studies.importance import (  # noqa: E402
     StudyConfig,
     run_study,
 )
-from amc.studies.importance_task import BASELINES, GRIDS  # noqa: E402
+from amc.studies.importance_task import BASELINES, GRIDS, is_variant  # noqa: E402
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -58,12 +59,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--variants",
         nargs="+",
         default=None,
-        help="task-side AMC variants as importance:replace_rule:pooling (instead of --grid)",
+        help="task-side AMC variants as importance:replace_rule:pooling (instead of --grid); "
+        "pooling: concat | importance | importance_logits",
     )
     parser.add_argument(
         "--baselines", nargs="*", choices=BASELINES, default=None, help="task-side references"
     )
     parser.add_argument("--instance", type=float, default=None, help="L_I weight (1.0)")
+    parser.add_argument(
+        "--modality-heads",
+        type=float,
+        default=None,
+        help="loss.modality_heads: per-modality heads' own task loss (importance_logits) (1.0)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
     parser.add_argument(
         "--n-patients", type=int, default=None, help="cohort size (test split: 15 %% of it)"
@@ -79,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         cfg = replace(cfg, amc_variants=GRIDS[args.grid])
     if args.variants is not None:
         variants = tuple(tuple(v.split(":")) for v in args.variants)
-        unknown = [":".join(v) for v in variants if v not in GRIDS["full"]]
+        unknown = [":".join(v) for v in variants if not is_variant(v)]
         if unknown:
             parser.error(f"unknown --variants {unknown}; each is importance:replace_rule:pooling")
         cfg = replace(cfg, amc_variants=variants)
@@ -91,6 +99,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "task_levels",
         "baselines",
         "instance",
+        "modality_heads",
         "epochs",
         "n_patients",
         "private_latent",

@@ -266,6 +266,8 @@ def method_label(ds: dict[str, Any]) -> str:
         parts.append("w/ deficit K rule")
     if f["pooling"] == "importance":
         parts.append("w/ importance pooling")
+    elif f["pooling"] == "importance_logits":
+        parts.append("w/ importance-weighted modality heads")
     if ds["kind"] == "adni" and not ds.get("drop_incomplete", False):
         parts.append("w/ missing modality")
     return "AMC" + ("" if not parts else " " + ", ".join(parts))

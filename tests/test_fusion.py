@@ -202,3 +202,47 @@ def test_importance_pooling_zero_weight_contributes_nothing_uniform_is_identity(
     out = importance_pooling(pooled, w)
     assert torch.all(out[0, 2] == 0)
     assert torch.allclose(out[1], pooled[1] * torch.tensor([0.6, 0.9, 1.5]).unsqueeze(-1))
+
+
+# --------------------------------------------------------- late-fusion heads inside AMC
+def test_importance_late_fusion_uniform_equals_late_fusion_and_zero_weight_is_ignored():
+    from amc.baselines.late import _log_mean
+    from amc.model.fusion import importance_late_fusion
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 3, 5)
+    present = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 0], [1, 1, 1]]).bool()
+    uniform = torch.ones(4, 3)
+    late = _log_mean(torch.log_softmax(logits, -1), present)
+    assert torch.allclose(importance_late_fusion(logits, uniform, present), late, atol=1e-5)
+    hazard = importance_late_fusion(logits, uniform, present, "survival")
+    mean_hazard = (torch.sigmoid(logits) * present.unsqueeze(-1)).sum(1) / present.sum(1, True)
+    assert torch.allclose(torch.sigmoid(hazard), mean_hazard, atol=1e-5)
+    # weights are renormalised over present modalities: the result is a weighted probability mean
+    w = torch.tensor([[0.2, 0.3, 0.5], [0.6, 0.9, 0.4], [0.1, 0.2, 0.7], [0.5, 0.5, 0.0]])
+    probs = torch.softmax(importance_late_fusion(logits, w, present), -1)
+    wp = w * present
+    expected = (torch.softmax(logits, -1) * (wp / wp.sum(1, True)).unsqueeze(-1)).sum(1)
+    assert torch.allclose(probs, expected, atol=1e-5)
+    # a zero-weight (row 3, m2) or absent (row 1, m1) modality cannot move the fused logits
+    moved = logits.clone()
+    moved[3, 2] = 100.0 * torch.randn(5)
+    moved[1, 1] = 100.0 * torch.randn(5)
+    before = importance_late_fusion(logits, w, present)
+    assert torch.equal(importance_late_fusion(moved, w, present), before)
+
+
+def test_importance_late_fusion_no_weight_gives_zero_logits_and_finite_gradients():
+    from amc.model.fusion import importance_late_fusion
+
+    logits = torch.randn(2, 3, 4, requires_grad=True)
+    present = torch.tensor([[0, 0, 0], [1, 1, 0]]).bool()
+    weights = torch.tensor([[0.3, 0.3, 0.4], [0.0, 1.0, 0.0]])
+    out = importance_late_fusion(logits, weights, present)
+    assert torch.equal(out[0], torch.zeros(4))
+    assert torch.allclose(out[1], torch.log_softmax(logits[1, 1], -1), atol=1e-6)
+    out.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    assert torch.equal(logits.grad[1, 0], torch.zeros(4))  # weight 0: no gradient either
+    with pytest.raises(ValueError, match="classification, survival"):
+        importance_late_fusion(logits, weights, present, "regression")

@@ -312,3 +312,11 @@ def test_private_latent_is_seen_by_the_corrupted_modality_only():
     assert np.abs(hidden @ coef).max() > 0.1  # m0 does see them
     with pytest.raises(ValueError, match="private_latent"):
         study.make_clean(0, study.StudyConfig(private_latent=8))
+
+
+def test_variants_accept_every_switch_value_including_modality_heads():
+    assert all(task.is_variant(v) for v in task.FULL_GRID)
+    assert task.is_variant(("alignment", "deficit", "importance_logits"))
+    assert not task.is_variant(("alignment", "deficit", "logits"))
+    assert not task.is_variant(("alignment", "deficit"))
+    assert not task.is_variant(("entropy", "complement", "concat"))

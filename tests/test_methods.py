@@ -148,3 +148,14 @@ def test_deficit_rule_and_importance_pooling_are_named(params):
     }
     label = run_params(tree, "mimic-iv", "mimic-iv-candidate")["label"]
     assert label == "AMC w/ Alignment, w/ deficit K rule, w/ importance pooling"
+
+
+def test_importance_weighted_modality_heads_are_named(params):
+    tree = copy.deepcopy(params)
+    tree["variants"]["mimic-iv-heads"] = {
+        "dataset": "mimic-iv",
+        "fusion": {"importance": "alignment", "pooling": "importance_logits"},
+    }
+    entry = run_params(tree, "mimic-iv", "mimic-iv-heads")
+    assert entry["label"] == "AMC w/ Alignment, w/ importance-weighted modality heads"
+    assert entry["loss"]["modality_heads"] == 1.0  # the key's default reaches the run

@@ -175,3 +175,44 @@ def test_deficit_rule_and_importance_pooling_train():
     assert torch.isfinite(loss)
     with pytest.raises(ValueError, match="concat, importance"):
         AMC(small_config(pooling="mean"))
+
+
+def test_importance_logits_zero_weight_modality_cannot_move_the_logits(monkeypatch):
+    from amc.model import network as amc_network
+
+    def fixed_agreement(x, present):
+        return torch.tensor([0.5, 0.5, 0.0]).expand(x.shape[0], 3)
+
+    monkeypatch.setattr(amc_network, "alignment_importance", fixed_agreement)
+    config = small_config(importance="alignment", pooling="importance_logits", fusion=False)
+    model = AMC(config).eval()
+    assert not hasattr(model, "head") and len(model.modality_heads) == 3
+    inputs = batch()
+    out = model(inputs)
+    assert out.logits.shape == (6, 2) and out.modality_logits.shape == (6, 3, 2)
+    moved = dict(inputs, code=inputs["code"] * 50 + 3)  # the zero-weight modality
+    assert torch.allclose(model(moved).logits, out.logits, atol=1e-6)
+    moved = dict(inputs, lab=inputs["lab"] * 50 + 3)  # a weighted modality does move them
+    assert not torch.allclose(model(moved).logits, out.logits, atol=1e-3)
+
+
+@pytest.mark.parametrize("task", ["classification", "survival"])
+def test_importance_logits_trains_every_modality_head(task):
+    model = AMC(small_config(pooling="importance_logits", task=task, num_bins=4))
+    present = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 1], [1, 1, 1], [1, 1, 0], [1, 1, 1]])
+    out = model(batch(), present.bool())
+    width = 2 if task == "classification" else 4
+    assert out.logits.shape == (6, width) and out.modality_logits.shape == (6, 3, width)
+    (out.logits.float().pow(2).mean() + sum(out.aux_losses.values())).backward()
+    for head in model.modality_heads:
+        grad = head.net[-1].weight.grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("pooling", ["concat", "importance"])
+def test_shared_head_poolings_feed_one_head_on_the_concatenated_pooled_vectors(pooling):
+    model = AMC(small_config(pooling=pooling)).eval()
+    assert not hasattr(model, "modality_heads")
+    out = model(batch())
+    assert out.modality_logits is None
+    assert torch.allclose(out.logits, model.head(out.pooled.reshape(6, -1)), atol=1e-6)

@@ -114,3 +114,38 @@ def test_finished_state_is_reused_but_never_for_other_data(tmp_path, monkeypatch
     cohort.features["a"][0, 0] += 1.0  # the data changed: the saved state must not be used
     train_model(cohort, split, MODEL, settings, seed=2, resume_path=resume)
     assert calls["n"] == 3
+
+
+def test_modality_heads_loss_is_the_mean_unimodal_loss_over_present_patients():
+    from amc.model.losses import classification_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(4, 3, 2)
+    present = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]).bool()
+    labels = torch.tensor([0, 1, 1, 0, 1])
+    idx = torch.tensor([4, 0, 2, 3])  # the batch's patients
+    got = loop._modality_heads_loss("classification", logits, present, {"label": labels}, idx)
+    m0 = classification_loss(logits[:3, 0], labels[idx[:3]])
+    m1 = classification_loss(logits[[0, 2, 3], 1], labels[idx[[0, 2, 3]]])
+    assert torch.allclose(got, (m0 + m1) / 2)  # m2 present for nobody: left out
+
+
+def test_modality_heads_weight_adds_the_unimodal_losses_to_training(tmp_path):
+    cohort, split = _setup(tmp_path, n=80)
+    model = {**MODEL, "pooling": "importance_logits"}
+    plain = TrainSettings(epochs=2, warmup_epochs=1, batch_size=16, modality_heads=0.0)
+    a = train_model(cohort, split, model, plain, seed=1)
+    weighted = TrainSettings(**{**vars(plain), "modality_heads": 1.0})
+    b = train_model(cohort, split, model, weighted, seed=1)
+    assert "modality_heads" not in a["history"][0]
+    assert all(h["modality_heads"] > 0 for h in b["history"])
+    assert all(
+        hb["loss"] > hb["task"] + hb["modality_heads"] - 1e-6 for hb in b["history"]
+    )  # the term is part of the optimised loss
+    assert a["history"][0]["loss"] != b["history"][0]["loss"]
+    out = predict(b, cohort, device="cpu")
+    assert np.allclose(out["prob"].sum(1), 1, atol=1e-5)
+    # a model without per-modality heads ignores the weight: same history as without it
+    c = train_model(cohort, split, MODEL, weighted, seed=1)
+    d = train_model(cohort, split, MODEL, plain, seed=1)
+    assert c["history"] == d["history"] and "modality_heads" not in c["history"][0]

@@ -6,6 +6,7 @@ head-averaged attention map of one improved block, (B, M, N, N).
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -197,3 +198,42 @@ def importance_pooling(
     scale = weights.detach().to(pooled.dtype) * present.to(pooled.dtype) * m_present
     return pooled * scale.unsqueeze(-1)
 
+
+def importance_late_fusion(
+    logits: torch.Tensor,
+    weights: torch.Tensor,
+    present: torch.Tensor | None = None,
+    task: Literal["classification", "survival"] = "classification",
+) -> torch.Tensor:
+    """Per-modality predictions mixed by per-patient weights (``fusion.pooling=importance_logits``).
+
+    (B, M, K) logits of one head per modality, (B, M) weights -> (B, K) fused logits. The weights
+    (detached: the importance that drove fusion, read, not a gate trained through the heads) are
+    zeroed for absent modalities and renormalised over the rest; the fused prediction is the
+    weighted mean of the per-modality class probabilities (classification) or per-bin hazards
+    (survival), returned as logits of that mean (log of the probabilities; logit of the hazard),
+    like late fusion, which it equals for uniform weights. A modality of weight 0 cannot move the
+    fused logits whatever its own; a patient with no weight at all gets all-zero logits.
+    """
+    b, m = weights.shape
+    if present is None:
+        present = torch.ones(b, m, dtype=torch.bool, device=weights.device)
+    w = weights.detach().float() * present.float()
+    total = w.sum(dim=1, keepdim=True)
+    w = w / total.clamp_min(1e-12)
+    # Rows without any weight mix everything (finite, so no NaN gradient) and are zeroed below.
+    keep = ((w > 0) | (total <= 0)).unsqueeze(-1)  # (B, M, 1)
+    log_w = torch.log(w.clamp_min(1e-30)).unsqueeze(-1)
+    logits = logits.float()
+
+    def log_mix(log_values: torch.Tensor) -> torch.Tensor:
+        masked = (log_values + log_w).masked_fill(~keep, -math.inf)
+        return torch.logsumexp(masked, dim=1)
+
+    if task == "classification":
+        fused = log_mix(F.log_softmax(logits, dim=-1))
+    elif task == "survival":
+        fused = log_mix(F.logsigmoid(logits)) - log_mix(F.logsigmoid(-logits))
+    else:
+        raise ValueError(f"task={task!r} is not one of classification, survival")
+    return torch.where(total > 0, fused, torch.zeros_like(fused))

@@ -3,7 +3,9 @@
 encoder per modality -> ``encoder_layers`` vanilla layers per modality -> ``layers`` improved
 blocks on the modalities stacked along the batch axis (attention within a modality, O(M N^2))
 -> AMC token fusion between adjacent blocks from the block's own map -> mean-pool each modality,
-(optionally weight each by the importance that drove fusion) -> concatenate (B, M*D) -> head.
+(optionally weight each by the importance that drove fusion) -> concatenate (B, M*D) -> head;
+or (``pooling="importance_logits"``) one head per modality on its pooled tokens, their
+predictions mixed by that importance (late fusion inside AMC, after token fusion).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from amc.model.encoders import (
 from amc.model.fusion import (
     LinearTokenScorer,
     alignment_importance,
+    importance_late_fusion,
     importance_pooling,
     modality_importance,
     replace_uninformative_tokens,
@@ -34,6 +37,8 @@ from amc.model.heads import ClassificationHead, SurvivalHead
 from amc.model.losses import instance_contrastive_loss, token_contrastive_loss
 
 EncoderKind = Literal["vector", "query", "bag", "volume"]
+POOLINGS: tuple[str, ...] = ("concat", "importance", "importance_logits")
+HEADS_POOLING = "importance_logits"  # the pooling with one head per modality
 ModalityInput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
@@ -65,7 +70,7 @@ class AMCConfig:
     importance: Literal["mean", "std", "max", "alignment"] = "mean"
     token_score: Literal["attention", "linear"] = "attention"
     replace_rule: Literal["complement", "paper", "deficit"] = "complement"
-    pooling: Literal["concat", "importance"] = "concat"
+    pooling: Literal["concat", "importance", "importance_logits"] = "concat"
     temperature: float = 0.1
     token_pairs: Literal["all", "ring"] = "all"
     encoders: dict[str, EncoderKind] = field(default_factory=dict)
@@ -112,6 +117,8 @@ class AMCOutput:
     pooled: torch.Tensor  # (B, M, D)
     agreement: torch.Tensor | None = None  # (B, M)
     steps: list[FusionStep] = field(default_factory=list)
+    # (B, M, C) or (B, M, T): each modality head's own logits (pooling="importance_logits" only)
+    modality_logits: torch.Tensor | None = None
 
 
 class AMC(nn.Module):
@@ -122,8 +129,8 @@ class AMC(nn.Module):
         self.config = c = config
         if not c.modalities:
             raise ValueError("AMCConfig.modalities is empty")
-        if c.pooling not in ("concat", "importance"):
-            raise ValueError(f"fusion.pooling={c.pooling!r} is not one of concat, importance")
+        if c.pooling not in POOLINGS:
+            raise ValueError(f"fusion.pooling={c.pooling!r} is not one of {', '.join(POOLINGS)}")
         self.names = list(c.modalities)
         self.encoders = nn.ModuleDict()
         for name, size in c.modalities.items():
@@ -155,13 +162,19 @@ class AMC(nn.Module):
             LinearTokenScorer(len(self.names), c.hidden) if c.token_score == "linear" else None
         )
         self.norm = nn.LayerNorm(c.hidden)
-        in_dim = len(self.names) * c.hidden
-        if c.task == "classification":
-            self.head: nn.Module = ClassificationHead(in_dim, c.num_classes, c.dropout)
-        elif c.task == "survival":
-            self.head = SurvivalHead(in_dim, c.num_bins, c.dropout)
-        else:
+        if c.task not in ("classification", "survival"):
             raise ValueError(f"task={c.task!r} is not one of classification, survival")
+        if c.pooling == HEADS_POOLING:
+            # One head per modality on its own pooled tokens (B, D), no shared head.
+            self.modality_heads = nn.ModuleList(self._make_head(c.hidden) for _ in self.names)
+        else:
+            self.head = self._make_head(len(self.names) * c.hidden)
+
+    def _make_head(self, in_dim: int) -> nn.Module:
+        c = self.config
+        if c.task == "classification":
+            return ClassificationHead(in_dim, c.num_classes, c.dropout)
+        return SurvivalHead(in_dim, c.num_bins, c.dropout)
 
     def encode(
         self, inputs: dict[str, ModalityInput], present: torch.Tensor | None = None
@@ -273,9 +286,18 @@ class AMC(nn.Module):
             # Without fusion nothing imputed the absent modalities: keep them out of the head.
             pooled = pooled * present.view(b, m, 1).to(pooled.dtype)
         final = steps[-1]
-        if c.pooling == "importance":
-            pooled = importance_pooling(pooled, final.modality_importance, present)
-        logits = self.head(pooled.reshape(b, m * d))
+        modality_logits = None
+        if c.pooling == HEADS_POOLING:
+            modality_logits = torch.stack(
+                [head(pooled[:, i]) for i, head in enumerate(self.modality_heads)], dim=1
+            )  # (B, M, K)
+            logits = importance_late_fusion(
+                modality_logits, final.modality_importance, present, c.task
+            )
+        else:
+            if c.pooling == "importance":
+                pooled = importance_pooling(pooled, final.modality_importance, present)
+            logits = self.head(pooled.reshape(b, m * d))
         return AMCOutput(
             logits=logits,
             modality_importance=final.modality_importance,
@@ -285,4 +307,5 @@ class AMC(nn.Module):
             pooled=pooled,
             agreement=agreement,
             steps=steps,
+            modality_logits=modality_logits,
         )

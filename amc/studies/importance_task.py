@@ -58,6 +58,19 @@ FULL_GRID: tuple[tuple[str, str, str], ...] = tuple(
 #: The default run: the paper's estimator with the default rule and pooling.
 DEFAULT_GRID: tuple[tuple[str, str, str], ...] = ((PAPER, "complement", "concat"),)
 GRIDS = {"default": DEFAULT_GRID, "full": FULL_GRID}
+#: Every value of each switch a variant may take (the full grid's, plus late-fusion heads).
+VARIANT_CHOICES: tuple[tuple[str, ...], ...] = (
+    (PAPER, "std", "max", "alignment"),
+    ("complement", "paper", "deficit"),
+    ("concat", "importance", "importance_logits"),
+)
+
+
+def is_variant(variant: Sequence[str]) -> bool:
+    """Whether ``variant`` is a valid (fusion.importance, fusion.replace_rule, fusion.pooling)."""
+    return len(variant) == 3 and all(
+        value in choices for value, choices in zip(variant, VARIANT_CHOICES, strict=True)
+    )
 
 
 @dataclass(frozen=True)

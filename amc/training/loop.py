@@ -28,6 +28,7 @@ from amc.inference import load_model, predict, run_model  # noqa: F401  (re-expo
 from amc.model import AMCConfig
 from amc.model.heads import discretize_time, risk_score, survival_bin_edges
 from amc.model.losses import classification_loss, survival_nll
+from amc.model.network import HEADS_POOLING
 from amc.runtime import autocast, autocast_dtype, select_device
 from amc.scoring import harrell_c, macro_precision_recall_f1
 from amc.training.optim import FusedAdamW
@@ -60,6 +61,24 @@ def _task_loss(
     if task == "classification":
         return classification_loss(logits, targets["label"][idx])
     return survival_nll(logits, targets["bin"][idx], targets["event"][idx])
+
+
+def _modality_heads_loss(
+    task: str,
+    modality_logits: torch.Tensor,
+    present: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    idx: torch.Tensor,
+) -> torch.Tensor:
+    """Mean over modalities of each modality head's task loss on the patients that have it, as
+    late fusion's unimodal models would be trained. (B, M, K), (B, M) bool -> scalar."""
+    idx = idx.to(present.device)
+    losses = [
+        _task_loss(task, modality_logits[rows, m], targets, idx[rows])
+        for m in range(modality_logits.shape[1])
+        if (rows := present[:, m]).any()
+    ]
+    return torch.stack(losses).mean() if losses else modality_logits.sum() * 0.0
 
 
 def validation_score(task: str, logits: np.ndarray, cohort: Cohort) -> float:
@@ -146,6 +165,9 @@ def train_model(
     }
     state = _restore(resume_path, signature, run, generator, desc)
     weights = {"instance": settings.instance, "token": settings.token, "balance": settings.balance}
+    if settings.modality_heads and run.method == "amc" and run.config.pooling == HEADS_POOLING:
+        # Only a model with per-modality heads has this term (other histories stay as they were).
+        weights["modality_heads"] = settings.modality_heads
     first = settings.epochs if state.get("done") else state["epoch"]
     bar = tqdm(range(first, settings.epochs), desc=desc, leave=False, disable=None)
     for epoch in bar:
@@ -282,6 +304,10 @@ def _train_epoch(
         with autocast(device, dtype):
             out = model(batch, run.p_train[idx].to(device), fuse=fuse)
         task = _task_loss(task_kind, out.logits, targets, idx.to(device))
+        if "modality_heads" in weights and getattr(out, "modality_logits", None) is not None:
+            out.aux_losses["modality_heads"] = _modality_heads_loss(
+                task_kind, out.modality_logits, run.p_train[idx].to(device), targets, idx
+            )
         # AMC's aux losses are weighted by the loss.* params; any other method's aux loss
         # carries its own coefficient (from its options) and is added as is.
         loss = task + sum(weights.get(k, 1.0) * v.float() for k, v in out.aux_losses.items())

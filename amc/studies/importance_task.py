@@ -19,12 +19,13 @@ the seeds' std and closes at least half of the gap from late fusion to the oracl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from amc.config import FusionParams
 from amc.data.cohort import Cohort
 from amc.data.splits import make_splits
 from amc.evaluation.comparison import paired_difference
@@ -58,11 +59,11 @@ FULL_GRID: tuple[tuple[str, str, str], ...] = tuple(
 #: The default run: the paper's estimator with the default rule and pooling.
 DEFAULT_GRID: tuple[tuple[str, str, str], ...] = ((PAPER, "complement", "concat"),)
 GRIDS = {"default": DEFAULT_GRID, "full": FULL_GRID}
-#: Every value of each switch a variant may take (the full grid's, plus late-fusion heads).
-VARIANT_CHOICES: tuple[tuple[str, ...], ...] = (
-    (PAPER, "std", "max", "alignment"),
-    ("complement", "paper", "deficit"),
-    ("concat", "importance", "importance_logits"),
+#: Every value of each switch a variant may take: the params schema's choices of
+#: fusion.importance, fusion.replace_rule and fusion.pooling (one list, so a new choice is here).
+VARIANT_CHOICES: tuple[tuple[str, ...], ...] = tuple(
+    next(f for f in fields(FusionParams) if f.name == name).metadata["rule"].choices
+    for name in ("importance", "replace_rule", "pooling")
 )
 
 

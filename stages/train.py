@@ -98,9 +98,8 @@ def main(argv: list[str]) -> None:
     settings = train_settings(ds)
     seeds = list(ds["split"]["seeds"])
     # Read every split before starting workers, so a missing seed fails fast and in one place.
-    outputs = {"models": args.models}
     jobs = [
-        (ds, cohort, split_for_seed(ds["name"], cohort, seed, args.splits), seed, outputs)
+        (ds, cohort, split_for_seed(ds["name"], cohort, seed, args.splits), seed, args.models)
         for seed in seeds
     ]
     workers = resolve_workers(ds["train"]["workers"], len(jobs), select_device(settings.device))
@@ -113,14 +112,14 @@ def main(argv: list[str]) -> None:
 
 
 def train_seed(
-    job: tuple[dict[str, Any], Cohort, np.ndarray, int, dict[str, Path]],
+    job: tuple[dict[str, Any], Cohort, np.ndarray, int, Path],
 ) -> tuple[int, float]:
     """Train one seed, write its checkpoint (with its per-epoch history); return (best epoch,
     validation score)."""
     from amc.methods import training_config
     from amc.training.loop import train_model
 
-    ds, cohort, split, seed, outputs = job
+    ds, cohort, split, seed, models = job
     cache = Path(".cache/train") / ds["name"] / ds["method"]
     cache.mkdir(parents=True, exist_ok=True)
     ckpt = train_model(
@@ -133,7 +132,7 @@ def train_seed(
         resume_path=cache / f"seed{seed}.resume.pt",
         desc=f"{ds['name']} {ds['method']} seed {seed}",
     )
-    save_checkpoint(ckpt, outputs["models"] / f"seed{seed}.pt")  # same weights, same bytes
+    save_checkpoint(ckpt, models / f"seed{seed}.pt")  # same weights, same bytes
     return ckpt["best_epoch"], ckpt["best_val"]
 
 

@@ -20,11 +20,20 @@ if TYPE_CHECKING:
 
 SPLITS_DIR = Path("data/splits")
 RUNS_DIR = Path("reports/runs")
+METRICS_DIR = Path("reports/metrics")
 
 
 def run_dir(run: dict[str, Any]) -> Path:
-    """reports/runs/<dataset>/<method>: one run's metrics, predictions, curves and plots."""
+    """reports/runs/<dataset>/<method>: one run's predictions, run.json, curves and plots."""
     return RUNS_DIR / run["name"] / run["method"]
+
+
+def metrics_file(dataset: str, method: str) -> Path:
+    """reports/metrics/<dataset>/<method>.json: one run's test metrics over seeds (a DVC metric).
+
+    Outside the run's folder: the folder is one DVC output and a metric must be an output of
+    its own, and `dvc metrics show` then lists one file per run."""
+    return METRICS_DIR / dataset / f"{method}.json"
 
 
 def model_dir(run: dict[str, Any]) -> Path:
@@ -78,5 +87,3 @@ def train_settings(ds: dict[str, Any]) -> TrainSettings:
 def model_kwargs(ds: dict[str, Any]) -> dict[str, Any]:
     """AMCConfig fields from the model / fusion / loss blocks (built from the params schema)."""
     return config.model_kwargs(ds)
-
-

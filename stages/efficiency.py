@@ -2,27 +2,37 @@
 and peak memory of AMC and every baseline at every dataset's input shapes, in one process.
 
 Usage: python -m stages.efficiency   (output: reports/efficiency.json, dataset -> method label
--> measures). Shapes come from each dataset's AMC run (reports/runs/<dataset>/amc/run.json); the
-batch is the dataset's train.batch_size. Times depend on the machine: compare within one file.
+-> measures). Each model is the one its run trains (:func:`amc.training.loop.resolve_model`:
+input sizes from the preprocessing fitted on the first split seed's training patients); the batch
+is the dataset's train.batch_size. Nothing here reads a trained run, so the stage depends on the
+features and splits, not on the ~100 runs' outputs. Times depend on the machine: compare within
+one file.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
+import numpy as np
 import torch
 
+from amc.baselines import build_model
+from amc.data.preprocess import fit_preprocessing
 from amc.data.store import write_json
 from amc.errors import InputError
 from amc.evaluation.efficiency import measure, random_inputs
-from amc.methods import build, config_for
+from amc.methods import training_config
 from amc.runtime import select_device
+from amc.training.loop import resolve_model
 from stages._cli import run
-from stages._dataset import RUNS_DIR, model_kwargs
+from stages._dataset import cohort_for, model_kwargs, split_for_seed
 from stages.params import AMC, list_runs, load_params, run_params
 
 log = logging.getLogger("stages.efficiency")
+#: the run settings that decide a cohort and its fitted preprocessing
+COHORT_KEYS = ("modalities", "encoders", "drop_incomplete", "drop_unmatched", "max_features")
 
 
 def main(argv: list[str]) -> None:
@@ -31,29 +41,28 @@ def main(argv: list[str]) -> None:
     params = load_params()
     torch.set_num_threads(1)  # one thread: comparable step times whatever else runs
     results: dict[str, dict[str, dict[str, float]]] = {}
+    fitted: dict[str, tuple[Any, np.ndarray, dict[str, Any]]] = {}
     for dataset, method in list_runs(params):
         ds = run_params(params, dataset, method)
         if ds["family"] == AMC and method != AMC:
             continue  # variants: AMC's cost with a switch flipped
-        info_path = RUNS_DIR / dataset / AMC / "run.json"
-        if not info_path.exists():
-            raise InputError(f"{info_path}: not found", hint=f"run `dvc repro` for {dataset}")
-        info = json.loads(info_path.read_text())
-        heads = {"num_classes": info["num_classes"]} if info["task"] == "classification" else {}
-        if info["task"] == "survival":
-            heads["num_bins"] = info["num_bins"]
-        config = config_for(
-            ds["family"],
-            model_kwargs(ds),
-            modalities={
-                k: tuple(v) if isinstance(v, list) else v for k, v in info["input_sizes"].items()
-            },
-            task=info["task"],
-            **heads,
-        )
+        # one cohort and preprocessing per dataset, shared by the methods that read the same
+        key = json.dumps([dataset, *(ds.get(k) for k in COHORT_KEYS)], sort_keys=True, default=str)
+        if key not in fitted:
+            cohort = cohort_for(ds)
+            split = split_for_seed(dataset, cohort, ds["split"]["seeds"][0])
+            train_idx = np.flatnonzero(split == "train")
+            fitted[key] = (
+                cohort,
+                train_idx,
+                fit_preprocessing(cohort, train_idx, ds.get("max_features")),
+            )
+        cohort, train_idx, scalers = fitted[key]
+        model_config = training_config(ds["family"], model_kwargs(ds), ds["options"])
+        config, name, options, _ = resolve_model(cohort, train_idx, scalers, model_config)
         torch.manual_seed(0)
-        model = build(ds["family"], config, ds["options"])
-        inputs = random_inputs(info["input_sizes"], info.get("encoders") or {}, info["batch_size"])
+        model = build_model(name, config, options)
+        inputs = random_inputs(config.modalities, config.encoders, ds["train"]["batch_size"])
         stats = measure(model, inputs, device=select_device(ds["train"]["device"]))
         results.setdefault(dataset, {})[ds["label"]] = stats
         log.info("%s %s: %s", dataset, method, ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))

@@ -2,9 +2,10 @@
 
 Usage: python -m stages.evaluate <dataset> [<method>] [--splits ...] [--models ...] [--out ...]
 (arguments as in stages.train)
-Outputs under <out> (default reports/runs/<dataset>/<method>/): metrics.json (mean / std /
-per_seed of each test metric), predictions.parquet (every patient of every split and seed; for
-AMC also importance_<m>, replaced_<m>, agreement_<m> and donated_<from>_to_<to>: see
+Outputs: <metrics> (default reports/metrics/<dataset>/<method>.json: mean / std / per_seed of
+each test metric) and the folder <out> (default reports/runs/<dataset>/<method>/, written as a
+whole): predictions.parquet (every patient of every split and seed; for AMC also
+importance_<m>, replaced_<m>, agreement_<m> and donated_<from>_to_<to>: see
 ``fusion_columns``), run.json (method, label, task, seeds, input sizes, chance levels),
 plots/*.png and plots/curves.tsv (every seed's per-epoch training curves, from its checkpoint).
 """
@@ -162,10 +163,13 @@ def main(argv: list[str]) -> None:
             ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()),
         )
     pred = pd.concat(frames, ignore_index=True)
-    write_table(pred, out_dir / "predictions.parquet", {"dataset": ds["name"]})
-    write_json(aggregate_seeds(per_seed), out_dir / "metrics.json")
-    write_json(run_info(ds, cohort, config), out_dir / "run.json")
-    write_plots(ds, cohort, pred, token_scores, histories, out_dir / "plots")
+    # One folder, one DVC output: written whole (a killed run leaves the old folder or none).
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        write_table(pred, tmp / "predictions.parquet", {"dataset": ds["name"]})
+        write_json(run_info(ds, cohort, config), tmp / "run.json")
+        write_plots(ds, cohort, pred, token_scores, histories, tmp / "plots")
+    write_json(aggregate_seeds(per_seed), args.metrics)
 
 
 def write_curves(histories: dict[int, list[dict]], path: Path) -> None:

@@ -1,10 +1,11 @@
 """report: the paper's tables (every method side by side, mean ± std over seeds), the paired
 comparison of AMC with each method, figures and the curves behind `dvc plots show`.
 
-Usage: python -m stages.report. Reads reports/runs/<dataset>/<method>/ for every (dataset,
-method) that params define (AMC and the baselines on every dataset, the variants on theirs) and
-reports/efficiency.json. Outputs: reports/tables.md, reports/tables.csv, reports/figures/*.png,
-reports/curves/<dataset>-<curve>.csv (long format: step, value, run).
+Usage: python -m stages.report. Reads reports/runs/<dataset>/<method>/ and
+reports/metrics/<dataset>/<method>.json for every (dataset, method) that params define (AMC and
+the baselines on every dataset, the variants on theirs) and reports/efficiency.json. Outputs:
+reports/tables.md, reports/tables.csv, reports/figures/*.png, reports/curves/<dataset>-<curve>.csv
+(long format: step, value, run).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from amc.evaluation.comparison import efficiency_tables, paired_comparison, vari
 from amc.evaluation.figures import plot_importance_overview, plot_roc_curves
 from amc.evaluation.tables import LONG_COLUMNS, render_tables
 from stages._cli import run, stage_parser
-from stages._dataset import RUNS_DIR
+from stages._dataset import RUNS_DIR, metrics_file
 from stages.params import AMC, list_runs, load_params
 
 log = logging.getLogger("stages.report")
@@ -34,12 +35,12 @@ CURVES = {"val_score": "val_score", "loss": "train_loss"}
 
 
 def read_run(dataset: str, method: str) -> dict[str, Any]:
-    folder = RUNS_DIR / dataset / method
-    metrics, info = folder / "metrics.json", folder / "run.json"
-    if not metrics.exists() or not info.exists():
-        raise InputError(
-            f"{metrics}: not found", hint=f"run `dvc repro` (stage evaluate for {dataset} {method})"
-        )
+    metrics, info = metrics_file(dataset, method), RUNS_DIR / dataset / method / "run.json"
+    for path in (metrics, info):
+        if not path.exists():
+            raise InputError(
+                f"{path}: not found", hint=f"run `dvc repro` (the run of {dataset} {method})"
+            )
     return {**json.loads(info.read_text()), "metrics": json.loads(metrics.read_text())}
 
 

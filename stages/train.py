@@ -30,6 +30,7 @@ from amc.training.parallel import parallel_map, resolve_workers, threads_per_wor
 from stages._cli import run, stage_parser
 from stages._dataset import (
     cohort_for,
+    metrics_file,
     model_dir,
     model_kwargs,
     run_dir,
@@ -56,13 +57,14 @@ def run_parser(stage: str, doc: str | None) -> argparse.ArgumentParser:
     parser.add_argument("--splits", type=Path, help="the split stage's Parquet file")
     parser.add_argument("--models", type=Path, help="folder of the seed<k>.pt checkpoints")
     parser.add_argument("--out", type=Path, help="the run's report folder")
+    parser.add_argument("--metrics", type=Path, help="the run's test-metrics JSON file")
     return parser
 
 
 def parse_run(argv: list[str], stage: str, doc: str | None) -> tuple[dict[str, Any], Any]:
     """The resolved params of the (dataset, method) named on the command line, and its paths
-    (``args.models`` / ``args.out`` default to models/<dataset>/<method> and
-    reports/runs/<dataset>/<method>)."""
+    (``args.models`` / ``args.out`` / ``args.metrics`` default to models/<dataset>/<method>,
+    reports/runs/<dataset>/<method> and reports/metrics/<dataset>/<method>.json)."""
     args = run_parser(stage, doc).parse_args(argv)
     if args.config is None:
         ds = run_params(load_params(), args.dataset, args.method)
@@ -70,6 +72,7 @@ def parse_run(argv: list[str], stage: str, doc: str | None) -> tuple[dict[str, A
         ds = read_run_config(args.config, args.dataset, args.method)
     args.models = args.models or model_dir(ds)
     args.out = args.out or run_dir(ds)
+    args.metrics = args.metrics or metrics_file(ds["name"], ds["method"])
     return ds, args
 
 

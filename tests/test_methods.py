@@ -5,9 +5,10 @@ import copy
 import pytest
 import yaml
 
+from amc.baselines import build_model
 from amc.errors import InputError
-from amc.methods import SHARED_FIELDS, build, config_for, training_config
-from amc.model import AMC
+from amc.methods import SHARED_FIELDS, training_config
+from amc.model import AMC, AMCConfig
 from stages._dataset import model_kwargs
 from stages.params import list_runs, load_params, run_params
 
@@ -110,8 +111,9 @@ def test_unknown_method_and_wrong_dataset_for_a_variant(params):
 
 def test_build_amc_through_the_bridge(params):
     ds = run_params(params, "mimic-iv", "mimic-iv-dense")
-    config = config_for("amc", model_kwargs(ds), modalities={"a": 8, "b": 6}, num_classes=2)
-    model = build("amc", config)
+    fields = training_config("amc", model_kwargs(ds))
+    config = AMCConfig(**fields, modalities={"a": 8, "b": 6}, num_classes=2)
+    model = build_model("amc", config, {})
     assert isinstance(model, AMC) and config.ffn == "dense"
 
 

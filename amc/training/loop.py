@@ -216,16 +216,7 @@ def _build_run(
     val_idx = np.flatnonzero(split == "val")
     train, val = cohort.subset(train_idx), cohort.subset(val_idx)
     scalers = fit_preprocessing(cohort, train_idx, max_features)
-    cuts = None
-    config_kwargs = dict(model_config)
-    method = config_kwargs.pop("method", "amc")
-    method_options = dict(config_kwargs.pop("method_options", None) or {})
-    if cohort.task == "survival":
-        cuts = survival_bin_edges(train.time, train.event, config_kwargs.get("num_bins", 4))
-        config_kwargs["num_bins"] = len(cuts) + 1
-    else:
-        config_kwargs["num_classes"] = len(cohort.class_names)
-    config = AMCConfig(modalities=input_sizes(cohort, scalers), task=cohort.task, **config_kwargs)
+    config, method, method_options, cuts = resolve_model(cohort, train_idx, scalers, model_config)
     model = build_model(method, config, method_options).to(device)
     # torch.optim.AdamW(fused=True)'s kernel, without torch.optim's start-up import (optim.py)
     optimizer = FusedAdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -249,6 +240,34 @@ def _build_run(
         p_val=torch.from_numpy(val.present),
         val=val,
     )
+
+
+def resolve_model(
+    cohort: Cohort,
+    train_idx: np.ndarray,
+    scalers: dict[str, Any],
+    model_config: dict[str, Any],
+) -> tuple[AMCConfig, str, dict[str, Any], np.ndarray | None]:
+    """The model a run trains on ``cohort``: its config (input sizes from the preprocessing
+    fitted on the training patients, classes or survival bins), method name and options, and
+    the survival bin edges (None for classification). The efficiency stage measures exactly
+    this model.
+
+    ``model_config``: AMCConfig fields plus ``method`` / ``method_options``
+    (:func:`amc.methods.training_config`); ``train_idx``: (P_train,) cohort rows.
+    """
+    config_kwargs = dict(model_config)
+    method = config_kwargs.pop("method", "amc")
+    method_options = dict(config_kwargs.pop("method_options", None) or {})
+    cuts = None
+    if cohort.task == "survival":
+        train = cohort.subset(train_idx)
+        cuts = survival_bin_edges(train.time, train.event, config_kwargs.get("num_bins", 4))
+        config_kwargs["num_bins"] = len(cuts) + 1
+    else:
+        config_kwargs["num_classes"] = len(cohort.class_names)
+    config = AMCConfig(modalities=input_sizes(cohort, scalers), task=cohort.task, **config_kwargs)
+    return config, method, method_options, cuts
 
 
 def _restore(

@@ -320,3 +320,19 @@ def test_variants_accept_every_switch_value_including_modality_heads():
     assert not task.is_variant(("alignment", "deficit", "logits"))
     assert not task.is_variant(("alignment", "deficit"))
     assert not task.is_variant(("entropy", "complement", "concat"))
+
+
+def test_baseline_headroom_trains_late_and_oracle_only_and_pairs_them_by_seed():
+    cfg = study.StudyConfig(
+        n_patients=120, levels=(0.5,), epochs=1, warmup_epochs=0, baselines=("late", "oracle")
+    )
+    rows, room = task.baseline_headroom((0, 1), cfg, workers=1)
+    assert sorted(rows["method"].unique()) == ["late", "oracle"] and len(rows) == 2 * 2
+    assert len(room) == 1 and room.iloc[0]["level"] == 0.5
+    f1 = rows.pivot(index="seed", columns="method", values="task_f1")
+    diff = (f1["oracle"] - f1["late"]).to_numpy()
+    assert room.iloc[0]["room_mean"] == pytest.approx(diff.mean())
+    assert room.iloc[0]["room_std"] == pytest.approx(diff.std())
+    assert room.iloc[0]["late_f1"] == pytest.approx(f1["late"].mean())
+    with pytest.raises(ValueError, match="late and oracle"):
+        task.baseline_headroom((0,), study.StudyConfig(baselines=("late", "early")))

@@ -86,9 +86,10 @@ class FusionParams:
     )
     pooling: str = key(
         "concat",
-        one_of("concat", "importance", "importance_logits"),
+        one_of("concat", "importance", "importance_logits", "deficit_logits"),
         "pooled modalities concatenated as they are, or weighted by the fusion's importance; "
-        "importance_logits: one head per modality, predictions mixed by that importance",
+        "importance_logits: one head per modality, predictions mixed by that importance; "
+        "deficit_logits: mixed by min(1, importance x present modalities)",
         "model",
     )
 
@@ -105,6 +106,13 @@ class LossParams:
         number(0),
         "weight of each modality head's own task loss (fusion.pooling: importance_logits only; "
         "no effect otherwise)",
+        "train",
+    )
+    modality_heads_weights: str = key(
+        "uniform",
+        one_of("uniform", "importance"),
+        "each modality head's loss over patients: uniform, or weighted per patient by the "
+        "detached weights that mix the heads (a head learns little where its modality is flagged)",
         "train",
     )
     temperature: float = key(0.1, number(0, low_open=True), "contrastive temperature", "model")

@@ -10,7 +10,8 @@ Usage::
         [--corruptions noise ...] [--levels 0.5 ...] [--attentions differential ...]
         [--grid default|full] [--variants alignment:deficit:importance ...]
         [--task-corruptions noise ...] [--task-levels 0.3 0.5] [--baselines late early oracle]
-        [--instance 1.0] [--modality-heads 1.0] [--epochs 6] [--n-patients 2000]
+        [--instance 1.0] [--modality-heads 1.0]
+        [--modality-heads-weights importance] [--epochs 6] [--n-patients 2000]
         [--private-latent 4] [--label-noise 0.5] [--baselines-only]
         [--out benchmarks/results/importance]
 
@@ -69,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         nargs="+",
         default=None,
         help="task-side AMC variants as importance:replace_rule:pooling (instead of --grid); "
-        "pooling: concat | importance | importance_logits",
+        "pooling: concat | importance | importance_logits | deficit_logits",
     )
     parser.add_argument(
         "--baselines", nargs="*", choices=BASELINES, default=None, help="task-side references"
@@ -80,6 +81,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         type=float,
         default=None,
         help="loss.modality_heads: per-modality heads' own task loss (importance_logits) (1.0)",
+    )
+    parser.add_argument(
+        "--modality-heads-weights",
+        choices=("uniform", "importance"),
+        default=None,
+        help="loss.modality_heads_weights: each head's loss over patients (uniform)",
     )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
     parser.add_argument(
@@ -117,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "baselines",
         "instance",
         "modality_heads",
+        "modality_heads_weights",
         "epochs",
         "n_patients",
         "private_latent",

@@ -101,7 +101,8 @@ class StudyConfig:
     lr: float = 3e-3
     num_threads: int = 1
     instance: float = 1.0  # loss.instance, the L_I weight recommended with alignment
-    modality_heads: float = 1.0  # loss.modality_heads (fusion.pooling=importance_logits only)
+    modality_heads: float = 1.0  # loss.modality_heads (per-modality heads' poolings only)
+    modality_heads_weights: str = "uniform"  # loss.modality_heads_weights (uniform | importance)
     # Task-metric side (amc.studies.importance_task): AMC variants (importance, replace_rule,
     # pooling) and the baselines trained at the ``task_levels`` (None: all levels) of the
     # ``task_corruptions`` (None: all kinds), with the first attention only. By default the
@@ -244,6 +245,7 @@ def _settings(cfg: StudyConfig) -> TrainSettings:
         num_threads=cfg.num_threads,
         instance=cfg.instance,
         modality_heads=cfg.modality_heads,
+        modality_heads_weights=cfg.modality_heads_weights,
     )
 
 

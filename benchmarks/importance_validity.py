@@ -135,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             cfg = replace(cfg, **{key: tuple(value) if isinstance(value, list) else value})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     if args.baselines_only:
-        print_headroom(seeds, cfg, args.workers)
+        print_headroom(seeds, cfg, args.workers, args.out)
         return
     run_study(args.out, seeds=seeds, config=cfg, workers=args.workers)
     text = (args.out / "validity.md").read_text()
@@ -143,12 +143,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"outputs in {args.out}")
 
 
-def print_headroom(seeds: Sequence[int], cfg: StudyConfig, workers: int | str) -> None:
-    """Late and oracle fusion only: the oracle's paired room over late fusion per setting."""
-    if "oracle" not in cfg.baselines or "late" not in cfg.baselines:
-        cfg = replace(cfg, baselines=("late", "oracle"))
+def print_headroom(
+    seeds: Sequence[int], cfg: StudyConfig, workers: int | str, out: Path
+) -> None:
+    """Late and oracle fusion only: the oracle's paired room over late fusion per setting;
+    per-seed rows in ``out/headroom.csv``."""
+    cfg = replace(cfg, baselines=("late", "oracle"))  # early fusion decides nothing here
     start = time.perf_counter()
-    _, room = baseline_headroom(seeds, cfg, workers)
+    rows, room = baseline_headroom(seeds, cfg, workers)
     print(
         f"n_patients={cfg.n_patients} label_noise={cfg.label_noise} "
         f"private_latent={cfg.private_latent} epochs={cfg.epochs} seeds={list(seeds)} "
@@ -162,6 +164,9 @@ def print_headroom(seeds: Sequence[int], cfg: StudyConfig, workers: int | str) -
             f"{r.oracle_f1:.3f} ± {r.oracle_f1_std:.3f} | {r.room_mean:+.3f} ± {r.room_std:.3f} "
             f"| {r.room_wins} | {r.room_ratio:.1f} |"
         )
+    out.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out / "headroom.csv", index=False)
+    print(f"per-seed rows in {out / 'headroom.csv'}")
 
 
 if __name__ == "__main__":

@@ -164,6 +164,8 @@ def test_goal_check_reports_the_paired_and_the_marginal_reading():
 def test_grids_and_baseline_jobs():
     assert len(task.FULL_GRID) == 12 and len(set(task.FULL_GRID)) == 12
     assert set(task.DEFAULT_GRID) <= set(task.FULL_GRID)
+    assert set(task.DEFAULT_GRID) < set(task.CANDIDATE_GRID) <= set(task.FULL_GRID)
+    assert set(task.GRIDS) == {"default", "candidate", "full"}
     cfg = study.StudyConfig(
         corruptions=("noise", "zero"), levels=(0.3, 0.5), task_corruptions=("zero", "shift")
     )
@@ -289,6 +291,9 @@ def test_config_from_params_sets_cohort_size_and_task_side():
     assert (
         study.task_levels(cfg) == study.LEVELS and study.task_corruptions(cfg) == study.CORRUPTIONS
     )
+    assert (cfg.label_noise, cfg.private_latent) == (0.5, 0)  # the study's own cohort
+    cfg = study.config_from_params({"n_patients": 2000, "label_noise": 0.2, "private_latent": 6})
+    assert (cfg.n_patients, cfg.label_noise, cfg.private_latent) == (2000, 0.2, 6)
     assert study.config_from_params({"quick": True, "n_patients": 1500}) == study.QUICK
     # QUICK runs the 50 % level only: the task side keeps the goal level it has
     assert study.task_levels(study.QUICK) == (0.5,)

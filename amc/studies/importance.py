@@ -120,11 +120,17 @@ QUICK = StudyConfig(n_patients=400, levels=(0.5,), epochs=6, task_corruptions=("
 
 def config_from_params(study: dict[str, Any]) -> StudyConfig:
     """The study's configuration from the validated ``importance_study`` params: ``quick`` (the
-    :data:`QUICK` profile, its own cohort size), else ``n_patients`` and ``task_side`` (``goal``:
-    the task-metric table at the goal's settings only, ``all``: at every kind and level)."""
+    :data:`QUICK` profile, its own cohort size), else ``n_patients``, ``label_noise``,
+    ``private_latent`` (the cohort) and ``task_side`` (``goal``: the task-metric table at the
+    goal's settings only, ``all``: at every kind and level)."""
     if study.get("quick"):
         return QUICK
-    cfg = replace(StudyConfig(), n_patients=int(study.get("n_patients", 600)))
+    cfg = replace(
+        StudyConfig(),
+        n_patients=int(study.get("n_patients", 600)),
+        label_noise=float(study.get("label_noise", 0.5)),
+        private_latent=int(study.get("private_latent", 0)),
+    )
     if study.get("task_side", "goal") == "all":
         cfg = replace(cfg, task_corruptions=None, task_levels=None)
     return cfg

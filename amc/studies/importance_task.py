@@ -60,7 +60,13 @@ FULL_GRID: tuple[tuple[str, str, str], ...] = tuple(
 )
 #: The default run: the paper's estimator with the default rule and pooling.
 DEFAULT_GRID: tuple[tuple[str, str, str], ...] = ((PAPER, "complement", "concat"),)
-GRIDS = {"default": DEFAULT_GRID, "full": FULL_GRID}
+#: The default and the candidate that meets the goal's paired reading on the goal cohort
+#: (README: "A cohort where the goal is measurable"): alignment, deficit rule, importance pooling.
+CANDIDATE_GRID: tuple[tuple[str, str, str], ...] = (
+    *DEFAULT_GRID,
+    ("alignment", "deficit", "importance"),
+)
+GRIDS = {"default": DEFAULT_GRID, "candidate": CANDIDATE_GRID, "full": FULL_GRID}
 #: Every value of each switch a variant may take: the params schema's choices of
 #: fusion.importance, fusion.replace_rule and fusion.pooling (one list, so a new choice is here).
 VARIANT_CHOICES: tuple[tuple[str, ...], ...] = tuple(

@@ -235,6 +235,21 @@ class AMC(nn.Module):
         step = FusionStep(block, scores, importance, counts, replaced_from, apply)
         return x, step
 
+    def _modality_heads(
+        self, pooled: torch.Tensor, importance: torch.Tensor, present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One head per modality, mixed per patient: (B, M, D), (B, M), (B, M) -> fused logits
+        (B, K), each head's logits (B, M, K), the mixing weights (B, M) (the importance, or its
+        deficit weights for ``pooling="deficit_logits"``; detached)."""
+        modality_logits = torch.stack(
+            [head(pooled[:, i]) for i, head in enumerate(self.modality_heads)], dim=1
+        )
+        weights = importance.detach()
+        if self.config.pooling == "deficit_logits":
+            weights = deficit_weights(weights, present)
+        logits = importance_late_fusion(modality_logits, weights, present, self.config.task)
+        return logits, modality_logits, weights
+
     def forward(
         self,
         inputs: dict[str, ModalityInput],
@@ -293,13 +308,9 @@ class AMC(nn.Module):
         final = steps[-1]
         modality_logits = head_weights = None
         if c.pooling in HEADS_POOLINGS:
-            modality_logits = torch.stack(
-                [head(pooled[:, i]) for i, head in enumerate(self.modality_heads)], dim=1
-            )  # (B, M, K)
-            head_weights = final.modality_importance.detach()
-            if c.pooling == "deficit_logits":
-                head_weights = deficit_weights(head_weights, present)
-            logits = importance_late_fusion(modality_logits, head_weights, present, c.task)
+            logits, modality_logits, head_weights = self._modality_heads(
+                pooled, final.modality_importance, present
+            )
         else:
             if c.pooling == "importance":
                 pooled = importance_pooling(pooled, final.modality_importance, present)

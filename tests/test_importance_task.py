@@ -341,3 +341,20 @@ def test_baseline_headroom_trains_late_and_oracle_only_and_pairs_them_by_seed():
     assert room.iloc[0]["late_f1"] == pytest.approx(f1["late"].mean())
     with pytest.raises(ValueError, match="late and oracle"):
         task.baseline_headroom((0,), study.StudyConfig(baselines=("late", "early")))
+
+
+def test_benchmark_baselines_only_prints_the_room_and_writes_per_seed_rows(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "importance_validity.py"
+    spec = importlib.util.spec_from_file_location("importance_validity_bench", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = ["--baselines-only", "--n-patients", "120", "--label-noise", "0.2"]
+    args += ["--levels", "0.5", "--epochs", "1", "--seeds", "0", "--workers", "1"]
+    bench.main([*args, "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "label_noise=0.2" in printed and "| noise 50% |" in printed
+    rows = pd.read_csv(tmp_path / "headroom.csv")
+    assert sorted(rows["method"]) == ["late", "oracle"]  # no early fusion, no AMC

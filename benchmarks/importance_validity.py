@@ -143,9 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"outputs in {args.out}")
 
 
-def print_headroom(
-    seeds: Sequence[int], cfg: StudyConfig, workers: int | str, out: Path
-) -> None:
+def print_headroom(seeds: Sequence[int], cfg: StudyConfig, workers: int | str, out: Path) -> None:
     """Late and oracle fusion only: the oracle's paired room over late fusion per setting;
     per-seed rows in ``out/headroom.csv``."""
     cfg = replace(cfg, baselines=("late", "oracle"))  # early fusion decides nothing here

@@ -56,7 +56,11 @@ def _targets(cohort: Cohort, cuts: np.ndarray | None) -> dict[str, torch.Tensor]
 
 
 def _task_loss(
-    task: str, logits: torch.Tensor, targets: dict[str, torch.Tensor], idx, reduction="mean"
+    task: str,
+    logits: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    idx,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     if task == "classification":
         return classification_loss(logits, targets["label"][idx], reduction)

@@ -86,9 +86,10 @@ class FusionParams:
     )
     pooling: str = key(
         "concat",
-        one_of("concat", "importance", "importance_logits"),
+        one_of("concat", "importance", "importance_logits", "deficit_logits"),
         "pooled modalities concatenated as they are, or weighted by the fusion's importance; "
-        "importance_logits: one head per modality, predictions mixed by that importance",
+        "importance_logits: one head per modality, predictions mixed by that importance; "
+        "deficit_logits: mixed by min(1, importance x present modalities)",
         "model",
     )
 
@@ -105,6 +106,13 @@ class LossParams:
         number(0),
         "weight of each modality head's own task loss (fusion.pooling: importance_logits only; "
         "no effect otherwise)",
+        "train",
+    )
+    modality_heads_weights: str = key(
+        "uniform",
+        one_of("uniform", "importance"),
+        "each modality head's loss over patients: uniform, or weighted per patient by the "
+        "detached weights that mix the heads (a head learns little where its modality is flagged)",
         "train",
     )
     temperature: float = key(0.1, number(0, low_open=True), "contrastive temperature", "model")
@@ -150,9 +158,10 @@ class ImportanceStudyParams:
     quick: bool = key(False, FLAG, "one seed, 50% corruption only")
     grid: str = key(
         "default",
-        one_of("default", "full"),
+        one_of("default", "candidate", "full"),
         "AMC variants of the task-metric table: default (the paper's estimator and the "
-        "defaults) | full (importance x replace_rule x pooling, 12 variants; slow)",
+        "defaults) | candidate (default + alignment, deficit rule, importance pooling) | full "
+        "(importance x replace_rule x pooling, 12 variants; slow)",
     )
     n_patients: int = key(
         600,
@@ -165,6 +174,18 @@ class ImportanceStudyParams:
         one_of("goal", "all"),
         "settings of the task-metric table: goal (noise at 30 and 50 %) or all (every "
         "corruption kind and level; 3x the trainings of the references)",
+    )
+    label_noise: float = key(
+        0.5,
+        number(0),
+        "std of the noise term of the synthetic label 1[z . beta + noise > 0] (lower: cleaner "
+        "labels, higher F1 ceiling)",
+    )
+    private_latent: int = key(
+        0,
+        Rule(lambda v: integer(0).check(v) and v < 8, "an integer in 0..7"),
+        "latent dims (of 8) only the corrupted modality m0 sees (0: m1 and m2 make m0 nearly "
+        "redundant; 6: losing m0 matters, so acting on its corruption can show)",
     )
 
 

@@ -10,14 +10,18 @@ Usage::
         [--corruptions noise ...] [--levels 0.5 ...] [--attentions differential ...]
         [--grid default|full] [--variants alignment:deficit:importance ...]
         [--task-corruptions noise ...] [--task-levels 0.3 0.5] [--baselines late early oracle]
-        [--instance 1.0] [--modality-heads 1.0] [--epochs 6] [--n-patients 2000]
-        [--private-latent 4]
+        [--instance 1.0] [--modality-heads 1.0]
+        [--modality-heads-weights importance] [--epochs 6] [--n-patients 2000]
+        [--private-latent 4] [--label-noise 0.5] [--baselines-only]
         [--out benchmarks/results/importance]
 
 The task-metric table of the full grid (all 12 AMC variants) at 30 / 50 % noise::
 
     python benchmarks/importance_validity.py --grid full --corruptions noise \
         --levels 0.3 0.5 --attentions differential --seeds 0 1 2
+
+``--baselines-only`` trains late and oracle fusion only (seconds per seed) and prints the room
+a cohort leaves for the goal (oracle − late, paired over seeds): to choose a cohort first.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -39,7 +44,12 @@ from amc.studies.importance import (  # noqa: E402
     StudyConfig,
     run_study,
 )
-from amc.studies.importance_task import BASELINES, GRIDS, is_variant  # noqa: E402
+from amc.studies.importance_task import (  # noqa: E402
+    BASELINES,
+    GRIDS,
+    baseline_headroom,
+    is_variant,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -60,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         nargs="+",
         default=None,
         help="task-side AMC variants as importance:replace_rule:pooling (instead of --grid); "
-        "pooling: concat | importance | importance_logits",
+        "pooling: concat | importance | importance_logits | deficit_logits",
     )
     parser.add_argument(
         "--baselines", nargs="*", choices=BASELINES, default=None, help="task-side references"
@@ -72,12 +82,26 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=None,
         help="loss.modality_heads: per-modality heads' own task loss (importance_logits) (1.0)",
     )
+    parser.add_argument(
+        "--modality-heads-weights",
+        choices=("uniform", "importance"),
+        default=None,
+        help="loss.modality_heads_weights: each head's loss over patients (uniform)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="training epochs per model")
     parser.add_argument(
         "--n-patients", type=int, default=None, help="cohort size (test split: 15 %% of it)"
     )
     parser.add_argument(
         "--private-latent", type=int, default=None, help="latent dims only m0 sees (0)"
+    )
+    parser.add_argument(
+        "--label-noise", type=float, default=None, help="std of the label's noise term (0.5)"
+    )
+    parser.add_argument(
+        "--baselines-only",
+        action="store_true",
+        help="train late and oracle fusion only; print the oracle's room over late fusion",
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/importance"))
     args = parser.parse_args(argv)
@@ -100,18 +124,47 @@ def main(argv: Sequence[str] | None = None) -> None:
         "baselines",
         "instance",
         "modality_heads",
+        "modality_heads_weights",
         "epochs",
         "n_patients",
         "private_latent",
+        "label_noise",
     ):
         value = getattr(args, key)
         if value is not None:
             cfg = replace(cfg, **{key: tuple(value) if isinstance(value, list) else value})
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    if args.baselines_only:
+        print_headroom(seeds, cfg, args.workers, args.out)
+        return
     run_study(args.out, seeds=seeds, config=cfg, workers=args.workers)
     text = (args.out / "validity.md").read_text()
     print(text[text.index("### Task metric: AMC variants") :])
     print(f"outputs in {args.out}")
+
+
+def print_headroom(seeds: Sequence[int], cfg: StudyConfig, workers: int | str, out: Path) -> None:
+    """Late and oracle fusion only: the oracle's paired room over late fusion per setting;
+    per-seed rows in ``out/headroom.csv``."""
+    cfg = replace(cfg, baselines=("late", "oracle"))  # early fusion decides nothing here
+    start = time.perf_counter()
+    rows, room = baseline_headroom(seeds, cfg, workers)
+    print(
+        f"n_patients={cfg.n_patients} label_noise={cfg.label_noise} "
+        f"private_latent={cfg.private_latent} epochs={cfg.epochs} seeds={list(seeds)} "
+        f"({time.perf_counter() - start:.0f} s)"
+    )
+    print("| setting | late | oracle | oracle − late, paired | seeds | mean / std |")
+    print("|---|:-:|:-:|:-:|:-:|:-:|")
+    for r in room.itertuples():
+        print(
+            f"| {r.corruption} {r.level:.0%} | {r.late_f1:.3f} ± {r.late_f1_std:.3f} | "
+            f"{r.oracle_f1:.3f} ± {r.oracle_f1_std:.3f} | {r.room_mean:+.3f} ± {r.room_std:.3f} "
+            f"| {r.room_wins} | {r.room_ratio:.1f} |"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(out / "headroom.csv", index=False)
+    print(f"per-seed rows in {out / 'headroom.csv'}")
 
 
 if __name__ == "__main__":

@@ -268,6 +268,12 @@ def method_label(ds: dict[str, Any]) -> str:
         parts.append("w/ importance pooling")
     elif f["pooling"] == "importance_logits":
         parts.append("w/ importance-weighted modality heads")
+    elif f["pooling"] == "deficit_logits":
+        parts.append("w/ deficit-weighted modality heads")
+    if f["pooling"] in ("importance_logits", "deficit_logits") and (
+        loss.get("modality_heads_weights") == "importance"
+    ):
+        parts.append("importance-weighted head losses")
     if ds["kind"] == "adni" and not ds.get("drop_incomplete", False):
         parts.append("w/ missing modality")
     return "AMC" + ("" if not parts else " " + ", ".join(parts))

@@ -246,3 +246,20 @@ def test_importance_late_fusion_no_weight_gives_zero_logits_and_finite_gradients
     assert torch.equal(logits.grad[1, 0], torch.zeros(4))  # weight 0: no gradient either
     with pytest.raises(ValueError, match="classification, survival"):
         importance_late_fusion(logits, weights, present, "regression")
+
+
+def test_deficit_weights_full_at_uniform_share_zero_at_zero_importance_absent_zero():
+    from amc.model.fusion import deficit_weights
+
+    importance = torch.tensor(
+        [[1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0.0], [0.6, 0.3, 0.1], [0.5, 0.0, 0.5], [0.0, 1.0, 0.0]]
+    )
+    present = torch.tensor([[1, 1, 1], [1, 1, 1], [1, 1, 1], [1, 0, 1], [0, 1, 0]]).bool()
+    w = deficit_weights(importance, present)
+    assert torch.equal(w[0], torch.ones(3))  # uniform importances: plain late fusion
+    assert torch.equal(w[1], torch.tensor([1.0, 1.0, 0.0]))  # importance 0: dropped
+    # linear below the uniform share: s * M_present (0.3 * 3, 0.1 * 3), full weight above it
+    assert torch.allclose(w[2], torch.tensor([1.0, 0.9, 0.3]), atol=2e-4)
+    assert torch.equal(w[3], torch.tensor([1.0, 0.0, 1.0]))  # absent: 0; shares of M_present=2
+    assert torch.equal(w[4], torch.tensor([0.0, 1.0, 0.0]))  # a sole modality keeps full weight
+    assert (w.amax(dim=1) == 1).all()  # some present modality always keeps full weight

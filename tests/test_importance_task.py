@@ -164,6 +164,8 @@ def test_goal_check_reports_the_paired_and_the_marginal_reading():
 def test_grids_and_baseline_jobs():
     assert len(task.FULL_GRID) == 12 and len(set(task.FULL_GRID)) == 12
     assert set(task.DEFAULT_GRID) <= set(task.FULL_GRID)
+    assert set(task.DEFAULT_GRID) < set(task.CANDIDATE_GRID) <= set(task.FULL_GRID)
+    assert set(task.GRIDS) == {"default", "candidate", "full"}
     cfg = study.StudyConfig(
         corruptions=("noise", "zero"), levels=(0.3, 0.5), task_corruptions=("zero", "shift")
     )
@@ -289,6 +291,9 @@ def test_config_from_params_sets_cohort_size_and_task_side():
     assert (
         study.task_levels(cfg) == study.LEVELS and study.task_corruptions(cfg) == study.CORRUPTIONS
     )
+    assert (cfg.label_noise, cfg.private_latent) == (0.5, 0)  # the study's own cohort
+    cfg = study.config_from_params({"n_patients": 2000, "label_noise": 0.2, "private_latent": 6})
+    assert (cfg.n_patients, cfg.label_noise, cfg.private_latent) == (2000, 0.2, 6)
     assert study.config_from_params({"quick": True, "n_patients": 1500}) == study.QUICK
     # QUICK runs the 50 % level only: the task side keeps the goal level it has
     assert study.task_levels(study.QUICK) == (0.5,)
@@ -320,3 +325,36 @@ def test_variants_accept_every_switch_value_including_modality_heads():
     assert not task.is_variant(("alignment", "deficit", "logits"))
     assert not task.is_variant(("alignment", "deficit"))
     assert not task.is_variant(("entropy", "complement", "concat"))
+
+
+def test_baseline_headroom_trains_late_and_oracle_only_and_pairs_them_by_seed():
+    cfg = study.StudyConfig(
+        n_patients=120, levels=(0.5,), epochs=1, warmup_epochs=0, baselines=("late", "oracle")
+    )
+    rows, room = task.baseline_headroom((0, 1), cfg, workers=1)
+    assert sorted(rows["method"].unique()) == ["late", "oracle"] and len(rows) == 2 * 2
+    assert len(room) == 1 and room.iloc[0]["level"] == 0.5
+    f1 = rows.pivot(index="seed", columns="method", values="task_f1")
+    diff = (f1["oracle"] - f1["late"]).to_numpy()
+    assert room.iloc[0]["room_mean"] == pytest.approx(diff.mean())
+    assert room.iloc[0]["room_std"] == pytest.approx(diff.std())
+    assert room.iloc[0]["late_f1"] == pytest.approx(f1["late"].mean())
+    with pytest.raises(ValueError, match="late and oracle"):
+        task.baseline_headroom((0,), study.StudyConfig(baselines=("late", "early")))
+
+
+def test_benchmark_baselines_only_prints_the_room_and_writes_per_seed_rows(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "importance_validity.py"
+    spec = importlib.util.spec_from_file_location("importance_validity_bench", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    args = ["--baselines-only", "--n-patients", "120", "--label-noise", "0.2"]
+    args += ["--levels", "0.5", "--epochs", "1", "--seeds", "0", "--workers", "1"]
+    bench.main([*args, "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "label_noise=0.2" in printed and "| noise 50% |" in printed
+    rows = pd.read_csv(tmp_path / "headroom.csv")
+    assert sorted(rows["method"]) == ["late", "oracle"]  # no early fusion, no AMC

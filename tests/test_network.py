@@ -177,14 +177,15 @@ def test_deficit_rule_and_importance_pooling_train():
         AMC(small_config(pooling="mean"))
 
 
-def test_importance_logits_zero_weight_modality_cannot_move_the_logits(monkeypatch):
+@pytest.mark.parametrize("pooling", ["importance_logits", "deficit_logits"])
+def test_importance_logits_zero_weight_modality_cannot_move_the_logits(monkeypatch, pooling):
     from amc.model import network as amc_network
 
     def fixed_agreement(x, present):
         return torch.tensor([0.5, 0.5, 0.0]).expand(x.shape[0], 3)
 
     monkeypatch.setattr(amc_network, "alignment_importance", fixed_agreement)
-    config = small_config(importance="alignment", pooling="importance_logits", fusion=False)
+    config = small_config(importance="alignment", pooling=pooling, fusion=False)
     model = AMC(config).eval()
     assert not hasattr(model, "head") and len(model.modality_heads) == 3
     inputs = batch()
@@ -194,11 +195,30 @@ def test_importance_logits_zero_weight_modality_cannot_move_the_logits(monkeypat
     assert torch.allclose(model(moved).logits, out.logits, atol=1e-6)
     moved = dict(inputs, lab=inputs["lab"] * 50 + 3)  # a weighted modality does move them
     assert not torch.allclose(model(moved).logits, out.logits, atol=1e-3)
+    # the mixing weights: the importance itself, or its deficit weights (0.5 * 3 -> 1, 0 -> 0)
+    expected = [0.5, 0.5, 0.0] if pooling == "importance_logits" else [1.0, 1.0, 0.0]
+    assert torch.allclose(out.head_weights, torch.tensor(expected).expand(6, 3))
 
 
+def test_deficit_logits_equal_plain_late_fusion_for_uniform_importance(monkeypatch):
+    # Uniform importance: every present modality keeps full weight, the heads' probabilities are
+    # averaged as late fusion does (the deficit mixing only ever drops modalities below 1/M).
+    from amc.baselines.late import _log_mean
+    from amc.model import network as amc_network
+
+    monkeypatch.setattr(
+        amc_network, "alignment_importance", lambda x, present: torch.full((x.shape[0], 3), 1 / 3)
+    )
+    model = AMC(small_config(importance="alignment", pooling="deficit_logits", fusion=False))
+    out = model.eval()(batch())
+    late = _log_mean(torch.log_softmax(out.modality_logits, -1), torch.ones(6, 3).bool())
+    assert torch.allclose(out.logits, late, atol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["importance_logits", "deficit_logits"])
 @pytest.mark.parametrize("task", ["classification", "survival"])
-def test_importance_logits_trains_every_modality_head(task):
-    model = AMC(small_config(pooling="importance_logits", task=task, num_bins=4))
+def test_importance_logits_trains_every_modality_head(task, pooling):
+    model = AMC(small_config(pooling=pooling, task=task, num_bins=4))
     present = torch.tensor([[1, 1, 1], [1, 0, 1], [0, 1, 1], [1, 1, 1], [1, 1, 0], [1, 1, 1]])
     out = model(batch(), present.bool())
     width = 2 if task == "classification" else 4

@@ -102,6 +102,8 @@ def test_missing_keys_take_schema_defaults(tmp_path, params):
         "grid": "default",
         "n_patients": 600,
         "task_side": "goal",
+        "label_noise": 0.5,
+        "private_latent": 0,
     }
     assert loaded["sources"]["tcga"]["wsi"]["num_workers"] == 2
 

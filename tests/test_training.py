@@ -130,6 +130,55 @@ def test_modality_heads_loss_is_the_mean_unimodal_loss_over_present_patients():
     assert torch.allclose(got, (m0 + m1) / 2)  # m2 present for nobody: left out
 
 
+@pytest.mark.parametrize("task", ["classification", "survival"])
+def test_weighted_modality_heads_loss_ignores_zero_weight_patients(task):
+    from amc.model.losses import classification_loss, survival_nll
+
+    torch.manual_seed(0)
+    width = 2 if task == "classification" else 4
+    logits = torch.randn(4, 3, width, requires_grad=True)
+    present = torch.tensor([[1, 1, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]]).bool()
+    targets = {
+        "label": torch.tensor([0, 1, 1, 0, 1]),
+        "bin": torch.tensor([0, 3, 1, 2, 2]),
+        "event": torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0]),
+    }
+    idx = torch.tensor([4, 0, 2, 3])
+    weights = torch.tensor([[0.5, 0.5, 0.0], [0.0, 0.0, 1.0], [0.25, 0.75, 0.0], [0.0, 1.0, 0.0]])
+    got = loop._modality_heads_loss(task, logits, present, targets, idx, weights)
+
+    def one(rows, m):
+        if task == "classification":
+            return classification_loss(logits[rows, m], targets["label"][idx[rows]], "none")
+        j = idx[rows]
+        return survival_nll(logits[rows, m], targets["bin"][j], targets["event"][j], "none")
+
+    m0 = (0.5 * one([0], 0) + 0.25 * one([2], 0)).sum() / 0.75  # patient 1: weight 0
+    m1 = (0.5 * one([0], 1) + 0.75 * one([2], 1) + one([3], 1)).sum() / 2.25
+    assert torch.allclose(got, (m0 + m1) / 2, atol=1e-6)
+    got.backward()
+    assert torch.equal(logits.grad[1, 0], torch.zeros(width))  # no gradient from weight 0
+    assert logits.grad[0, 0].abs().sum() > 0
+    # uniform weights over the present patients give the unweighted loss
+    uniform = loop._modality_heads_loss(task, logits, present, targets, idx, present.float())
+    plain = loop._modality_heads_loss(task, logits, present, targets, idx)
+    assert torch.allclose(uniform, plain, atol=1e-6)
+
+
+def test_modality_heads_weights_importance_changes_training_of_heads_models_only(tmp_path):
+    cohort, split = _setup(tmp_path, n=80)
+    model = {**MODEL, "pooling": "deficit_logits", "importance": "alignment"}
+    plain = TrainSettings(epochs=2, warmup_epochs=1, batch_size=16)
+    weighted = TrainSettings(**{**vars(plain), "modality_heads_weights": "importance"})
+    a = train_model(cohort, split, model, plain, seed=1)
+    b = train_model(cohort, split, model, weighted, seed=1)
+    assert plain.modality_heads_weights == "uniform"  # the default
+    assert a["history"][-1]["modality_heads"] != b["history"][-1]["modality_heads"]
+    c = train_model(cohort, split, MODEL, weighted, seed=1)  # no per-modality heads: no effect
+    d = train_model(cohort, split, MODEL, plain, seed=1)
+    assert c["history"] == d["history"]
+
+
 def test_modality_heads_weight_adds_the_unimodal_losses_to_training(tmp_path):
     cohort, split = _setup(tmp_path, n=80)
     model = {**MODEL, "pooling": "importance_logits"}

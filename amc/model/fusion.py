@@ -199,6 +199,27 @@ def importance_pooling(
     return pooled * scale.unsqueeze(-1)
 
 
+def deficit_weights(importance: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
+    """Mixing weights from the importance deficit (``fusion.pooling=deficit_logits``).
+
+    (B, M) -> (B, M): ``min(1, s_m M_present)`` over present modalities, 0 for absent ones. A
+    modality at or above the uniform share 1 / M_present keeps full weight (clean patients get
+    plain late fusion), one at importance 0 gets 0 (dropped, like the oracle that drops a
+    corrupted modality), linear in between: the mirror of the ``deficit`` replacement rule.
+    Some present modality always has s >= 1 / M_present, so a patient with any modality keeps a
+    positive total weight. Detached: read from the importance, not trained through the heads.
+    """
+    b, m = importance.shape
+    if present is None:
+        present = torch.ones(b, m, dtype=torch.bool, device=importance.device)
+    present = present.to(device=importance.device, dtype=torch.bool)
+    m_present = present.sum(dim=-1, keepdim=True).to(torch.float32)
+    weight = (importance.detach().float() * m_present).clamp(0.0, 1.0)
+    # float rounding (3 * (1/3) < 1) must not cost a uniform modality its full weight
+    weight = torch.where(weight >= 1.0 - 1e-4, torch.ones_like(weight), weight)
+    return weight * present.float()
+
+
 def importance_late_fusion(
     logits: torch.Tensor,
     weights: torch.Tensor,

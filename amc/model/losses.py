@@ -11,15 +11,21 @@ import torch
 from torch.nn import functional as F
 
 
-def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Softmax cross-entropy, (B, C) logits and (B,) int64 labels."""
-    return F.cross_entropy(logits.float(), labels)
+def classification_loss(
+    logits: torch.Tensor, labels: torch.Tensor, reduction: Literal["mean", "none"] = "mean"
+) -> torch.Tensor:
+    """Softmax cross-entropy, (B, C) logits and (B,) int64 labels; ``reduction="none"``: (B,)."""
+    return F.cross_entropy(logits.float(), labels, reduction=reduction)
 
 
 def survival_nll(
-    hazard_logits: torch.Tensor, time_bin: torch.Tensor, event: torch.Tensor
+    hazard_logits: torch.Tensor,
+    time_bin: torch.Tensor,
+    event: torch.Tensor,
+    reduction: Literal["mean", "none"] = "mean",
 ) -> torch.Tensor:
-    """Discrete-time survival negative log-likelihood, averaged over the batch.
+    """Discrete-time survival negative log-likelihood, averaged over the batch (or per sample,
+    (B,), with ``reduction="none"``).
 
     Args:
         hazard_logits: (B, T); hazard h_t = sigmoid(logit_t).
@@ -36,7 +42,8 @@ def survival_nll(
     event = event.float()
     observed = -(log_s_prev.gather(1, j) + log_h.gather(1, j)).squeeze(-1)
     censored = -log_s.gather(1, j).squeeze(-1)
-    return (event * observed + (1.0 - event) * censored).mean()
+    nll = event * observed + (1.0 - event) * censored
+    return nll if reduction == "none" else nll.mean()
 
 
 #: Largest logits block (elements) L_T materialises at once; beyond it rows are processed in

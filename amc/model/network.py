@@ -5,7 +5,9 @@ blocks on the modalities stacked along the batch axis (attention within a modali
 -> AMC token fusion between adjacent blocks from the block's own map -> mean-pool each modality,
 (optionally weight each by the importance that drove fusion) -> concatenate (B, M*D) -> head;
 or (``pooling="importance_logits"``) one head per modality on its pooled tokens, their
-predictions mixed by that importance (late fusion inside AMC, after token fusion).
+predictions mixed by that importance (late fusion inside AMC, after token fusion); or
+(``pooling="deficit_logits"``) the same heads mixed by the importance deficit (full weight at or
+above the uniform share, 0 at importance 0).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from amc.model.encoders import (
 from amc.model.fusion import (
     LinearTokenScorer,
     alignment_importance,
+    deficit_weights,
     importance_late_fusion,
     importance_pooling,
     modality_importance,
@@ -37,8 +40,8 @@ from amc.model.heads import ClassificationHead, SurvivalHead
 from amc.model.losses import instance_contrastive_loss, token_contrastive_loss
 
 EncoderKind = Literal["vector", "query", "bag", "volume"]
-POOLINGS: tuple[str, ...] = ("concat", "importance", "importance_logits")
-HEADS_POOLING = "importance_logits"  # the pooling with one head per modality
+POOLINGS: tuple[str, ...] = ("concat", "importance", "importance_logits", "deficit_logits")
+HEADS_POOLINGS: tuple[str, ...] = ("importance_logits", "deficit_logits")  # one head per modality
 ModalityInput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
@@ -70,7 +73,7 @@ class AMCConfig:
     importance: Literal["mean", "std", "max", "alignment"] = "mean"
     token_score: Literal["attention", "linear"] = "attention"
     replace_rule: Literal["complement", "paper", "deficit"] = "complement"
-    pooling: Literal["concat", "importance", "importance_logits"] = "concat"
+    pooling: Literal["concat", "importance", "importance_logits", "deficit_logits"] = "concat"
     temperature: float = 0.1
     token_pairs: Literal["all", "ring"] = "all"
     encoders: dict[str, EncoderKind] = field(default_factory=dict)
@@ -117,8 +120,10 @@ class AMCOutput:
     pooled: torch.Tensor  # (B, M, D)
     agreement: torch.Tensor | None = None  # (B, M)
     steps: list[FusionStep] = field(default_factory=list)
-    # (B, M, C) or (B, M, T): each modality head's own logits (pooling="importance_logits" only)
+    # (B, M, C) or (B, M, T): each modality head's own logits (per-modality heads only)
     modality_logits: torch.Tensor | None = None
+    # (B, M): the weights that mixed those heads, before renormalisation (per-modality heads only)
+    head_weights: torch.Tensor | None = None
 
 
 class AMC(nn.Module):
@@ -164,7 +169,7 @@ class AMC(nn.Module):
         self.norm = nn.LayerNorm(c.hidden)
         if c.task not in ("classification", "survival"):
             raise ValueError(f"task={c.task!r} is not one of classification, survival")
-        if c.pooling == HEADS_POOLING:
+        if c.pooling in HEADS_POOLINGS:
             # One head per modality on its own pooled tokens (B, D), no shared head.
             self.modality_heads = nn.ModuleList(self._make_head(c.hidden) for _ in self.names)
         else:
@@ -230,6 +235,21 @@ class AMC(nn.Module):
         step = FusionStep(block, scores, importance, counts, replaced_from, apply)
         return x, step
 
+    def _modality_heads(
+        self, pooled: torch.Tensor, importance: torch.Tensor, present: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One head per modality, mixed per patient: (B, M, D), (B, M), (B, M) -> fused logits
+        (B, K), each head's logits (B, M, K), the mixing weights (B, M) (the importance, or its
+        deficit weights for ``pooling="deficit_logits"``; detached)."""
+        modality_logits = torch.stack(
+            [head(pooled[:, i]) for i, head in enumerate(self.modality_heads)], dim=1
+        )
+        weights = importance.detach()
+        if self.config.pooling == "deficit_logits":
+            weights = deficit_weights(weights, present)
+        logits = importance_late_fusion(modality_logits, weights, present, self.config.task)
+        return logits, modality_logits, weights
+
     def forward(
         self,
         inputs: dict[str, ModalityInput],
@@ -286,13 +306,10 @@ class AMC(nn.Module):
             # Without fusion nothing imputed the absent modalities: keep them out of the head.
             pooled = pooled * present.view(b, m, 1).to(pooled.dtype)
         final = steps[-1]
-        modality_logits = None
-        if c.pooling == HEADS_POOLING:
-            modality_logits = torch.stack(
-                [head(pooled[:, i]) for i, head in enumerate(self.modality_heads)], dim=1
-            )  # (B, M, K)
-            logits = importance_late_fusion(
-                modality_logits, final.modality_importance, present, c.task
+        modality_logits = head_weights = None
+        if c.pooling in HEADS_POOLINGS:
+            logits, modality_logits, head_weights = self._modality_heads(
+                pooled, final.modality_importance, present
             )
         else:
             if c.pooling == "importance":
@@ -308,4 +325,5 @@ class AMC(nn.Module):
             agreement=agreement,
             steps=steps,
             modality_logits=modality_logits,
+            head_weights=head_weights,
         )

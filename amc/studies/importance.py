@@ -101,7 +101,8 @@ class StudyConfig:
     lr: float = 3e-3
     num_threads: int = 1
     instance: float = 1.0  # loss.instance, the L_I weight recommended with alignment
-    modality_heads: float = 1.0  # loss.modality_heads (fusion.pooling=importance_logits only)
+    modality_heads: float = 1.0  # loss.modality_heads (per-modality heads' poolings only)
+    modality_heads_weights: str = "uniform"  # loss.modality_heads_weights (uniform | importance)
     # Task-metric side (amc.studies.importance_task): AMC variants (importance, replace_rule,
     # pooling) and the baselines trained at the ``task_levels`` (None: all levels) of the
     # ``task_corruptions`` (None: all kinds), with the first attention only. By default the
@@ -119,11 +120,17 @@ QUICK = StudyConfig(n_patients=400, levels=(0.5,), epochs=6, task_corruptions=("
 
 def config_from_params(study: dict[str, Any]) -> StudyConfig:
     """The study's configuration from the validated ``importance_study`` params: ``quick`` (the
-    :data:`QUICK` profile, its own cohort size), else ``n_patients`` and ``task_side`` (``goal``:
-    the task-metric table at the goal's settings only, ``all``: at every kind and level)."""
+    :data:`QUICK` profile, its own cohort size), else ``n_patients``, ``label_noise``,
+    ``private_latent`` (the cohort) and ``task_side`` (``goal``: the task-metric table at the
+    goal's settings only, ``all``: at every kind and level)."""
     if study.get("quick"):
         return QUICK
-    cfg = replace(StudyConfig(), n_patients=int(study.get("n_patients", 600)))
+    cfg = replace(
+        StudyConfig(),
+        n_patients=int(study.get("n_patients", 600)),
+        label_noise=float(study.get("label_noise", 0.5)),
+        private_latent=int(study.get("private_latent", 0)),
+    )
     if study.get("task_side", "goal") == "all":
         cfg = replace(cfg, task_corruptions=None, task_levels=None)
     return cfg
@@ -244,6 +251,7 @@ def _settings(cfg: StudyConfig) -> TrainSettings:
         num_threads=cfg.num_threads,
         instance=cfg.instance,
         modality_heads=cfg.modality_heads,
+        modality_heads_weights=cfg.modality_heads_weights,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
 from amc.config import FusionParams
 from amc.data.cohort import Cohort
@@ -42,6 +43,7 @@ from amc.studies.importance import (
     task_levels,
 )
 from amc.training.loop import train_model
+from amc.training.parallel import parallel_map, resolve_workers
 
 BASELINES: tuple[str, ...] = ("late", "early", "oracle")
 BASELINE_LABELS = {
@@ -58,7 +60,13 @@ FULL_GRID: tuple[tuple[str, str, str], ...] = tuple(
 )
 #: The default run: the paper's estimator with the default rule and pooling.
 DEFAULT_GRID: tuple[tuple[str, str, str], ...] = ((PAPER, "complement", "concat"),)
-GRIDS = {"default": DEFAULT_GRID, "full": FULL_GRID}
+#: The default and the candidate that meets the goal's paired reading on the goal cohort
+#: (README: "A cohort where the goal is measurable"): alignment, deficit rule, importance pooling.
+CANDIDATE_GRID: tuple[tuple[str, str, str], ...] = (
+    *DEFAULT_GRID,
+    ("alignment", "deficit", "importance"),
+)
+GRIDS = {"default": DEFAULT_GRID, "candidate": CANDIDATE_GRID, "full": FULL_GRID}
 #: Every value of each switch a variant may take: the params schema's choices of
 #: fusion.importance, fusion.replace_rule and fusion.pooling (one list, so a new choice is here).
 VARIANT_CHOICES: tuple[tuple[str, ...], ...] = tuple(
@@ -110,6 +118,63 @@ def share_oracle(rows: pd.DataFrame, kinds: Sequence[str]) -> pd.DataFrame:
     oracle = rows[(rows["method"] == "oracle") & (rows["corruption"] == kinds[0])]
     copies = [oracle.assign(corruption=kind) for kind in kinds[1:]]
     return pd.concat([rows, *copies], ignore_index=True)
+
+
+def baseline_headroom(
+    seeds: Sequence[int], cfg: StudyConfig, workers: int | str = 1
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Train only the baselines (``cfg.baselines``, late and oracle at least) at the task side's
+    settings and measure the room the cohort leaves: oracle − late, paired over seeds.
+
+    A cheap way to choose a cohort (``StudyConfig`` sizes, label noise, private latent) on
+    which the task-metric goal can be shown at all, before training any AMC variant.
+
+    Returns
+    -------
+    rows : DataFrame
+        One row per (seed, corruption, level, method) with ``task_f1`` / ``task_auroc``.
+    room : DataFrame
+        One row per (corruption, level): ``late_f1`` / ``oracle_f1`` (mean, std over seeds),
+        ``room_mean`` / ``room_std`` (oracle − late, paired over seeds, std ddof=0 as in
+        :func:`paired_difference`), ``room_wins`` and ``room_ratio`` = mean / std.
+    """
+    if not {"late", "oracle"} <= set(cfg.baselines):
+        raise ValueError(f"baseline_headroom needs late and oracle; got {cfg.baselines}")
+    jobs = make_baseline_jobs(seeds, cfg)
+    workers = resolve_workers(workers, len(jobs), torch.device("cpu"))
+    results = parallel_map(
+        _run_baseline_star,
+        [(job, cfg) for job in jobs],
+        workers,
+        threads=cfg.num_threads,
+        desc="baseline headroom",
+    )
+    rows = share_oracle(pd.DataFrame(results), task_corruptions(cfg))
+    room = []
+    for (kind, level), here in rows.groupby(["corruption", "level"], sort=True):
+        f1 = {m: _per_seed_f1(here, m) for m in ("late", "oracle")}
+        diff = paired_difference(f1["oracle"], f1["late"])
+        late, oracle = np.array(list(f1["late"].values())), np.array(list(f1["oracle"].values()))
+        room.append(
+            {
+                "corruption": kind,
+                "level": level,
+                "late_f1": float(late.mean()),
+                "late_f1_std": float(late.std()),
+                "oracle_f1": float(oracle.mean()),
+                "oracle_f1_std": float(oracle.std()),
+                "room_mean": diff["mean"],
+                "room_std": diff["std"],
+                "room_wins": f"{diff['wins']}/{diff['n_seeds']}",
+                "room_ratio": diff["mean"] / diff["std"] if diff["std"] else float("inf"),
+            }
+        )
+    return rows, pd.DataFrame(room)
+
+
+def _run_baseline_star(args: tuple[BaselineJob, StudyConfig]) -> dict[str, Any]:
+    job, cfg = args
+    return run_baseline_job(job, cfg)
 
 
 def drop_modality(cohort: Cohort, rows: np.ndarray, modality: int) -> Cohort:

@@ -28,7 +28,7 @@ from amc.inference import load_model, predict, run_model  # noqa: F401  (re-expo
 from amc.model import AMCConfig
 from amc.model.heads import discretize_time, risk_score, survival_bin_edges
 from amc.model.losses import classification_loss, survival_nll
-from amc.model.network import HEADS_POOLING
+from amc.model.network import HEADS_POOLINGS
 from amc.runtime import autocast, autocast_dtype, select_device
 from amc.scoring import harrell_c, macro_precision_recall_f1
 from amc.training.optim import FusedAdamW
@@ -56,11 +56,15 @@ def _targets(cohort: Cohort, cuts: np.ndarray | None) -> dict[str, torch.Tensor]
 
 
 def _task_loss(
-    task: str, logits: torch.Tensor, targets: dict[str, torch.Tensor], idx
+    task: str,
+    logits: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    idx,
+    reduction: str = "mean",
 ) -> torch.Tensor:
     if task == "classification":
-        return classification_loss(logits, targets["label"][idx])
-    return survival_nll(logits, targets["bin"][idx], targets["event"][idx])
+        return classification_loss(logits, targets["label"][idx], reduction)
+    return survival_nll(logits, targets["bin"][idx], targets["event"][idx], reduction)
 
 
 def _modality_heads_loss(
@@ -69,15 +73,31 @@ def _modality_heads_loss(
     present: torch.Tensor,
     targets: dict[str, torch.Tensor],
     idx: torch.Tensor,
+    weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean over modalities of each modality head's task loss on the patients that have it, as
-    late fusion's unimodal models would be trained. (B, M, K), (B, M) bool -> scalar."""
+    late fusion's unimodal models would be trained. (B, M, K), (B, M) bool -> scalar.
+
+    ``weights`` (B, M), optional (``loss.modality_heads_weights: importance``): the detached
+    weights that mixed the heads; head m's loss is then the mean over its patients weighted by
+    ``weights[:, m]`` (renormalised over the batch), so a head does not learn from the patients
+    whose modality was flagged as poor, as the oracle never listens to a dropped modality. A
+    modality whose patients all have weight 0 in the batch adds no term.
+    """
     idx = idx.to(present.device)
-    losses = [
-        _task_loss(task, modality_logits[rows, m], targets, idx[rows])
-        for m in range(modality_logits.shape[1])
-        if (rows := present[:, m]).any()
-    ]
+    losses = []
+    for m in range(modality_logits.shape[1]):
+        rows = present[:, m]
+        if not rows.any():
+            continue
+        if weights is None:
+            losses.append(_task_loss(task, modality_logits[rows, m], targets, idx[rows]))
+            continue
+        w = weights[rows, m].detach().float()
+        if w.sum() <= 0:
+            continue
+        per_patient = _task_loss(task, modality_logits[rows, m], targets, idx[rows], "none")
+        losses.append((w * per_patient).sum() / w.sum())
     return torch.stack(losses).mean() if losses else modality_logits.sum() * 0.0
 
 
@@ -165,7 +185,7 @@ def train_model(
     }
     state = _restore(resume_path, signature, run, generator, desc)
     weights = {"instance": settings.instance, "token": settings.token, "balance": settings.balance}
-    if settings.modality_heads and run.method == "amc" and run.config.pooling == HEADS_POOLING:
+    if settings.modality_heads and run.method == "amc" and run.config.pooling in HEADS_POOLINGS:
         # Only a model with per-modality heads has this term (other histories stay as they were).
         weights["modality_heads"] = settings.modality_heads
     first = settings.epochs if state.get("done") else state["epoch"]
@@ -325,7 +345,12 @@ def _train_epoch(
         task = _task_loss(task_kind, out.logits, targets, idx.to(device))
         if "modality_heads" in weights and getattr(out, "modality_logits", None) is not None:
             out.aux_losses["modality_heads"] = _modality_heads_loss(
-                task_kind, out.modality_logits, run.p_train[idx].to(device), targets, idx
+                task_kind,
+                out.modality_logits,
+                run.p_train[idx].to(device),
+                targets,
+                idx,
+                out.head_weights if settings.modality_heads_weights == "importance" else None,
             )
         # AMC's aux losses are weighted by the loss.* params; any other method's aux loss
         # carries its own coefficient (from its options) and is added as is.

@@ -74,6 +74,11 @@ CASES = {
         ["split", "mimic-iv"],
         ["importance_study.quick", "true | false"],
     ),
+    "importance private latent out of range": (
+        lambda t: _set(t, "importance_study.private_latent", 8),
+        ["split", "mimic-iv"],
+        ["importance_study.private_latent", "0..7"],
+    ),
     "misspelt importance key": (
         lambda t: _rename(t, "importance_study.quick", "quik"),
         ["split", "mimic-iv"],

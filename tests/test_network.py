@@ -236,3 +236,19 @@ def test_shared_head_poolings_feed_one_head_on_the_concatenated_pooled_vectors(p
     out = model(batch())
     assert out.modality_logits is None
     assert torch.allclose(out.logits, model.head(out.pooled.reshape(6, -1)), atol=1e-6)
+
+
+def test_model_and_params_schema_offer_the_same_fusion_choices():
+    """The model keeps its own lists (it does not import the params schema); a choice added to
+    one and not the others would be refused by the model or unreachable from params."""
+    from dataclasses import fields
+    from typing import get_args, get_type_hints
+
+    from amc.config import FusionParams
+    from amc.model.network import POOLINGS
+
+    hints = get_type_hints(AMCConfig)
+    schema = {f.name: f.metadata["rule"].choices for f in fields(FusionParams)}
+    for name in ("importance", "replace_rule", "pooling"):
+        assert set(get_args(hints[name])) == set(schema[name]), name
+    assert set(POOLINGS) == set(schema["pooling"])

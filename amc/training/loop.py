@@ -281,8 +281,9 @@ def resolve_model(
     method_options = dict(config_kwargs.pop("method_options", None) or {})
     cuts = None
     if cohort.task == "survival":
-        train = cohort.subset(train_idx)
-        cuts = survival_bin_edges(train.time, train.event, config_kwargs.get("num_bins", 4))
+        # the training rows' times only: a Cohort.subset would copy every feature array
+        time, event = cohort.time[train_idx], cohort.event[train_idx]
+        cuts = survival_bin_edges(time, event, config_kwargs.get("num_bins", 4))
         config_kwargs["num_bins"] = len(cuts) + 1
     else:
         config_kwargs["num_classes"] = len(cohort.class_names)

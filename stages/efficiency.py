@@ -1,11 +1,13 @@
 """efficiency: paper Table 10 measured: parameters, forward GFLOPs per sample, training step time
 and peak memory of AMC and every baseline at every dataset's input shapes, in one process.
 
-Usage: python -m stages.efficiency   (output: reports/efficiency.json, dataset -> method label
--> measures). Each model is the one its run trains (:func:`amc.training.loop.resolve_model`:
-input sizes from the preprocessing fitted on the first split seed's training patients); the batch
-is the dataset's train.batch_size. Nothing here reads a trained run, so the stage depends on the
-features and splits, not on the ~100 runs' outputs. Times depend on the machine: compare within
+Usage: python -m stages.efficiency [--configs data/configs/efficiency.json] [--out
+reports/efficiency.json] (output: dataset -> method label -> measures; the configs file, written
+by the configure stage, holds the settings of every run measured). Each model is the one its run
+trains (:func:`amc.training.loop.resolve_model`: input sizes from the preprocessing fitted on the
+first split seed's training patients); the batch is the dataset's train.batch_size. Nothing
+here reads a trained run, so the stage depends on the configs, features and splits, not on the
+~100 runs' outputs. Times depend on the machine: compare within
 one file.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,26 +29,38 @@ from amc.evaluation.efficiency import measure, random_inputs
 from amc.methods import training_config
 from amc.runtime import select_device
 from amc.training.loop import resolve_model
-from stages._cli import run
+from stages._cli import run, stage_parser
 from stages._dataset import cohort_for, model_kwargs, split_for_seed
-from stages.params import AMC, list_runs, load_params, run_params
 
 log = logging.getLogger("stages.efficiency")
 #: the run settings that decide a cohort and its fitted preprocessing
 COHORT_KEYS = ("modalities", "encoders", "drop_incomplete", "drop_unmatched", "max_features")
 
 
+def read_configs(path: Path) -> list[dict[str, Any]]:
+    """The settings of every run to measure, from the configure stage's efficiency file."""
+    try:
+        runs = json.loads(path.read_text())["runs"]
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found", hint="run `dvc repro configure` first") from None
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{path}: not the configure stage's efficiency file ({exc!r})",
+            hint="re-run the configure stage",
+        ) from None
+    return runs
+
+
 def main(argv: list[str]) -> None:
-    if argv:
-        raise InputError("usage: python -m stages.efficiency")
-    params = load_params()
+    parser = stage_parser("efficiency", __doc__)
+    parser.add_argument("--configs", type=Path, default=Path("data/configs/efficiency.json"))
+    parser.add_argument("--out", type=Path, default=Path("reports/efficiency.json"))
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)  # one thread: comparable step times whatever else runs
     results: dict[str, dict[str, dict[str, float]]] = {}
     fitted: dict[str, tuple[Any, np.ndarray, dict[str, Any]]] = {}
-    for dataset, method in list_runs(params):
-        ds = run_params(params, dataset, method)
-        if ds["family"] == AMC and method != AMC:
-            continue  # variants: AMC's cost with a switch flipped
+    for ds in read_configs(args.configs):
+        dataset, method = ds["name"], ds["method"]
         # one cohort and preprocessing per dataset, shared by the methods that read the same
         key = json.dumps([dataset, *(ds.get(k) for k in COHORT_KEYS)], sort_keys=True, default=str)
         if key not in fitted:
@@ -66,7 +81,7 @@ def main(argv: list[str]) -> None:
         stats = measure(model, inputs, device=select_device(ds["train"]["device"]))
         results.setdefault(dataset, {})[ds["label"]] = stats
         log.info("%s %s: %s", dataset, method, ", ".join(f"{k}={v:.4g}" for k, v in stats.items()))
-    write_json(results, "reports/efficiency.json")
+    write_json(results, args.out)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ def labels_file(ds: dict[str, Any]) -> Path:
 # ---- The method axis: AMC, the baselines on every dataset, AMC variants on one dataset each ----
 
 AMC = "amc"
+#: the key of a configure-stage run file that carries the run code's fingerprint digest: not a
+#: setting, it changes the file (and so re-runs the stage) when the run code changes
+CODE_KEY = "code_fingerprint"
 #: AMCConfig fields a baseline reads from the ``model`` block (its stage depends on exactly these).
 BASELINE_MODEL_KEYS = ("hidden", "heads", "layers", "tokens", "encoder_layers", "dropout")
 #: What a baseline reads of AMC's blocks: the shared model sizes, and ``loss.balance`` (the trainer

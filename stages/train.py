@@ -37,7 +37,7 @@ from stages._dataset import (
     split_for_seed,
     train_settings,
 )
-from stages.params import AMC, load_params, run_params
+from stages.params import AMC, CODE_KEY, load_params, run_params
 
 log = logging.getLogger("stages.train")
 
@@ -92,6 +92,7 @@ def read_run_config(path: Path, dataset: str, method: str) -> dict[str, Any]:
             f"{path}: holds the settings of {found}, not of ({dataset!r}, {method!r})",
             hint="pass the file data/configs/<dataset>/<method>.json of this run",
         )
+    ds.pop(CODE_KEY, None)  # it makes DVC re-run the stage on a code change; not a setting
     return ds
 
 

@@ -8,7 +8,7 @@ import yaml
 from amc.config import validate_params
 from amc.errors import InputError
 from stages import configure
-from stages.params import list_runs, load_params, run_params
+from stages.params import CODE_KEY, list_runs, load_params, run_params
 from stages.train import parse_run
 
 
@@ -44,9 +44,10 @@ def test_params_json_holds_the_data_blocks_with_defaults(tmp_path):
     data = json.loads((tmp_path / "configs" / "params.json").read_text())
     assert set(data) == {"sources", "split", "datasets"}
     params = load_params(tmp_path / "params.yaml")
-    assert data["sources"]["tcga"]["wsi"]["batch_size"] == params["sources"]["tcga"]["wsi"][
-        "batch_size"
-    ]
+    assert (
+        data["sources"]["tcga"]["wsi"]["batch_size"]
+        == params["sources"]["tcga"]["wsi"]["batch_size"]
+    )
     assert data["split"] == params["split"] and set(data["datasets"]) == set(params["datasets"])
     # only the data blocks: a model change leaves the file's bytes alone
     tree["model"]["experts"] = 3
@@ -118,3 +119,57 @@ def test_no_partial_output_when_params_are_bad(project, tmp_path):
     with pytest.raises(InputError):
         configure.main(["--out", "data/configs"])
     assert not (project / "data/configs").exists()
+
+
+def test_run_files_carry_the_run_code_digest(tmp_path):
+    """With --code, every run file carries the fingerprint's digest (so a run-code change
+    rewrites every run file and DVC re-runs every run); the run stage does not see it as a
+    setting. The efficiency and report files do not carry it."""
+    params = load_params()
+    dataset = next(iter(params["datasets"]))
+    code = tmp_path / "run.json"
+    code.write_text('{"amc/model/network.py": "aa"}\n')
+    configure.main(["--out", str(tmp_path / "a"), "--code", str(code)])
+    code.write_text('{"amc/model/network.py": "bb"}\n')
+    configure.main(["--out", str(tmp_path / "b"), "--code", str(code)])
+    for dataset_, method in list_runs(params):
+        a = json.loads(configure.config_path(tmp_path / "a", dataset_, method).read_text())
+        b = json.loads(configure.config_path(tmp_path / "b", dataset_, method).read_text())
+        assert a[CODE_KEY] != b[CODE_KEY]
+        assert {k: v for k, v in a.items() if k != CODE_KEY} == {
+            k: v for k, v in b.items() if k != CODE_KEY
+        }
+    for name in ("efficiency.json", "report.json", "params.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    path = configure.config_path(tmp_path / "b", dataset, "amc")
+    ds, _ = parse_run([dataset, "amc", "--config", str(path)], "train", None)
+    assert CODE_KEY not in ds and ds == json.loads(json.dumps(run_params(params, dataset, "amc")))
+    with pytest.raises(InputError, match="not found"):
+        configure.main(["--out", str(tmp_path / "c"), "--code", str(tmp_path / "none.json")])
+    assert not (tmp_path / "c").exists()
+
+
+def test_efficiency_and_report_files_list_what_those_stages_read(tmp_path):
+    params = load_params()
+    configure.main(["--out", str(tmp_path / "configs")])
+    report = json.loads((tmp_path / "configs" / "report.json").read_text())
+    assert [tuple(r) for r in report["runs"]] == list_runs(params)
+    assert report["seeds"] == params["split"]["seeds"]
+    efficiency = json.loads((tmp_path / "configs" / "efficiency.json").read_text())["runs"]
+    measured = [(r["name"], r["method"]) for r in efficiency]
+    variants = {(str(v["dataset"]), name) for name, v in params["variants"].items()}
+    assert measured == [run for run in list_runs(params) if run not in variants]
+    assert efficiency[0] == json.loads(json.dumps(run_params(params, *measured[0])))
+
+
+def test_efficiency_and_report_refuse_a_missing_or_foreign_file(tmp_path):
+    from stages import efficiency, report
+
+    for stage, flag in ((efficiency, "--configs"), (report, "--runs")):
+        with pytest.raises(InputError, match="not found") as err:
+            stage.main([flag, str(tmp_path / "none.json")])
+        assert "configure" in err.value.hint
+        other = tmp_path / "other.json"
+        other.write_text('{"something": 1}')
+        with pytest.raises(InputError, match="not the configure stage"):
+            stage.main([flag, str(other)])

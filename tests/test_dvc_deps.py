@@ -127,8 +127,30 @@ def with_code_fingerprints(stages: list[dict]) -> list[dict]:
             producers[out.as_posix()] = [
                 p.as_posix() for p in paths if p.as_posix() in stage["deps"]
             ]
+    # the configure stage stamps the digest of its `--code` fingerprint into every run file of its
+    # `--out` folder (<out>/<dataset>/<method>.json; when that fingerprint is one of its deps): a
+    # dep on such a file stands for the fingerprinted paths too
+    stamped: dict[str, list[str]] = {}
     for stage in stages:
-        stage["deps"] = [p for d in stage["deps"] for p in [d, *producers.get(d, [])]]
+        if _command_module(stage["cmd"]) != "stages.configure":
+            continue
+        words = shlex.split(stage["cmd"])
+        if "--code" in words and "--out" in words:
+            code, out = words[words.index("--code") + 1], words[words.index("--out") + 1]
+            if code in stage["deps"]:
+                stamped[out.rstrip("/") + "/"] = producers.get(code, [])
+
+    def covered(dep: str) -> list[str]:
+        stamp = [
+            p
+            for folder, paths in stamped.items()
+            if dep.startswith(folder) and "/" in dep.removeprefix(folder)
+            for p in paths
+        ]
+        return [dep, *producers.get(dep, []), *stamp]
+
+    for stage in stages:
+        stage["deps"] = [p for d in stage["deps"] for p in covered(d)]
     return stages
 
 
@@ -174,8 +196,9 @@ def test_removing_a_dep_is_caught(tmp_path, stages):
         if "foreach" not in b and "matrix" not in b and "stages.code" not in b["cmd"]
     )
     body = body.get("do", body)
-    module_deps = [d for d in body["deps"] if isinstance(d, str) and d.endswith(".py")]
-    removed = module_deps[-1]
+    # the stage's own command module: no code fingerprint stands for it
+    removed = _command_module(body["cmd"]).replace(".", "/") + ".py"
+    assert removed in body["deps"]
     body["deps"].remove(removed)
     (tmp_path / ".dvc").mkdir()
     (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
@@ -217,6 +240,29 @@ def test_a_path_missing_from_the_code_fingerprint_is_caught(tmp_path):
     assert runs and all("amc/scoring.py" in uncovered_modules(s) for s in runs)
 
 
+@pytest.mark.parametrize("drop", ["--code", "dep"])
+def test_run_stages_lose_their_code_without_the_configure_stamp(tmp_path, drop):
+    """A run stage reaches its code only through its config file, which the configure stage
+    stamps with the run code's fingerprint: without `--code` in configure's cmd, or without that
+    fingerprint among configure's deps (DVC would not re-run configure), every run stage's code
+    is reported uncovered."""
+    dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    configure = dvc_yaml["stages"]["configure"]
+    if drop == "--code":
+        configure["cmd"] = configure["cmd"].replace("--code data/code/run.json", "")
+    else:
+        configure["deps"].remove("data/code/run.json")
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    stages = load_stages(tmp_path)
+    runs = [s for s in stages if s["name"].startswith("run")]
+    assert runs and all("stages/train.py" in uncovered_modules(s) for s in runs)
+    others = [s for s in stages if s["name"] in ("efficiency", "report")]
+    assert len(others) == 2 and not any(uncovered_modules(s) for s in others)
+
+
 def test_a_path_missing_from_one_group_is_caught_for_that_family_only(tmp_path):
     """Groups are separate: dropping amc/data from the split group's paths (it stays a dep of
     the code stage, for the other groups) is reported for the split stages, not the runs."""
@@ -232,9 +278,7 @@ def test_a_path_missing_from_one_group_is_caught_for_that_family_only(tmp_path):
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
     stages = load_stages(tmp_path)
     splits = [s for s in stages if s["name"].startswith("split@")]
-    assert splits and all(
-        "amc/data/splits.py" in uncovered_modules(s) for s in splits
-    )
+    assert splits and all("amc/data/splits.py" in uncovered_modules(s) for s in splits)
     runs = [s for s in stages if s["name"].startswith("run@")]
     assert runs and not any(uncovered_modules(s) for s in runs)
 

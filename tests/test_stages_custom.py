@@ -93,9 +93,10 @@ def test_custom_dataset_runs_through_all_stages(custom_project):
 
 
 def test_efficiency_needs_no_trained_run(custom_project):
-    """Table 10 builds each method as its run would, from features and splits only: the stage
-    does not depend on (or wait for) the ~100 runs' outputs."""
+    """Table 10 builds each method as its run would, from its settings, features and splits
+    only: the stage does not depend on (or wait for) the ~100 runs' outputs."""
     split.main(["mine"])
+    configure.main(["--out", "data/configs"])
     efficiency.main([])
     assert not (custom_project / "reports/runs").exists()
     measured = json.loads((custom_project / "reports/efficiency.json").read_text())["mine"]

@@ -259,6 +259,19 @@ class AMC(nn.Module):
         logits = importance_late_fusion(modality_logits, weights, present, self.config.task)
         return logits, modality_logits, weights
 
+    def _weigh_pooled(
+        self, pooled: torch.Tensor, importance: torch.Tensor, present: torch.Tensor
+    ) -> torch.Tensor:
+        """The shared head's input per modality: (B, M, D), (B, M), (B, M) -> (B, M, D)."""
+        if self.config.pooling == "importance":
+            return importance_pooling(pooled, importance, present)
+        if self.config.pooling == "deficit":
+            # concat for a patient whose modalities all hold their uniform share; a flagged
+            # modality is scaled toward 0 (the oracle's drop), the others stay unchanged.
+            weights = deficit_weights(importance, present)
+            return pooled * weights.to(pooled.dtype).unsqueeze(-1)
+        return pooled
+
     def forward(
         self,
         inputs: dict[str, ModalityInput],
@@ -321,13 +334,7 @@ class AMC(nn.Module):
                 pooled, final.modality_importance, present
             )
         else:
-            if c.pooling == "importance":
-                pooled = importance_pooling(pooled, final.modality_importance, present)
-            elif c.pooling == "deficit":
-                # concat for a patient whose modalities all hold their uniform share; a flagged
-                # modality is scaled toward 0 (the oracle's drop), the others stay unchanged.
-                weights = deficit_weights(final.modality_importance, present)
-                pooled = pooled * weights.to(pooled.dtype).unsqueeze(-1)
+            pooled = self._weigh_pooled(pooled, final.modality_importance, present)
             logits = self.head(pooled.reshape(b, m * d))
         return AMCOutput(
             logits=logits,

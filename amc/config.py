@@ -86,8 +86,9 @@ class FusionParams:
     )
     pooling: str = key(
         "concat",
-        one_of("concat", "importance", "importance_logits", "deficit_logits"),
-        "pooled modalities concatenated as they are, or weighted by the fusion's importance; "
+        one_of("concat", "importance", "deficit", "importance_logits", "deficit_logits"),
+        "pooled modalities concatenated as they are, or weighted by the fusion's importance "
+        "(importance: s x present modalities; deficit: min(1, s x present modalities)); "
         "importance_logits: one head per modality, predictions mixed by that importance; "
         "deficit_logits: mixed by min(1, importance x present modalities)",
         "model",

@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         nargs="+",
         default=None,
         help="task-side AMC variants as importance:replace_rule:pooling (instead of --grid); "
-        "pooling: concat | importance | importance_logits | deficit_logits",
+        "pooling: concat | importance | deficit | importance_logits | deficit_logits",
     )
     parser.add_argument(
         "--baselines", nargs="*", choices=BASELINES, default=None, help="task-side references"

@@ -269,6 +269,8 @@ def method_label(ds: dict[str, Any]) -> str:
         parts.append("w/ deficit K rule")
     if f["pooling"] == "importance":
         parts.append("w/ importance pooling")
+    elif f["pooling"] == "deficit":
+        parts.append("w/ deficit pooling")
     elif f["pooling"] == "importance_logits":
         parts.append("w/ importance-weighted modality heads")
     elif f["pooling"] == "deficit_logits":

@@ -152,6 +152,16 @@ def test_deficit_rule_and_importance_pooling_are_named(params):
     assert label == "AMC w/ Alignment, w/ deficit K rule, w/ importance pooling"
 
 
+def test_deficit_pooling_is_named(params):
+    tree = copy.deepcopy(params)
+    tree["variants"]["mimic-iv-deficit"] = {
+        "dataset": "mimic-iv",
+        "fusion": {"importance": "alignment", "replace_rule": "deficit", "pooling": "deficit"},
+    }
+    label = run_params(tree, "mimic-iv", "mimic-iv-deficit")["label"]
+    assert label == "AMC w/ Alignment, w/ deficit K rule, w/ deficit pooling"
+
+
 def test_importance_weighted_modality_heads_are_named(params):
     tree = copy.deepcopy(params)
     tree["variants"]["mimic-iv-heads"] = {

@@ -177,6 +177,62 @@ def test_deficit_rule_and_importance_pooling_train():
         AMC(small_config(pooling="mean"))
 
 
+def test_deficit_pooling_zero_importance_modality_cannot_move_the_logits(monkeypatch):
+    from amc.model import network as amc_network
+
+    def fixed_agreement(x, present):
+        return torch.tensor([0.5, 0.5, 0.0]).expand(x.shape[0], 3)
+
+    monkeypatch.setattr(amc_network, "alignment_importance", fixed_agreement)
+    seed_everything(0)
+    model = AMC(small_config(importance="alignment", pooling="deficit", fusion=False)).eval()
+    seed_everything(0)
+    concat = AMC(small_config(importance="alignment", fusion=False)).eval()
+    inputs = batch()
+    out = model(inputs)
+    moved = dict(inputs, code=inputs["code"] * 50 + 3)  # the zero-importance modality
+    assert torch.allclose(model(moved).logits, out.logits, atol=1e-6)
+    moved = dict(inputs, lab=inputs["lab"] * 50 + 3)  # a weighted modality does move them
+    assert not torch.allclose(model(moved).logits, out.logits, atol=1e-3)
+    # above the uniform share: full weight (0.5 * 3 -> 1), not x1.5 as importance pooling gives
+    assert torch.count_nonzero(out.pooled[:, 2]) == 0
+    assert torch.equal(out.pooled[:, :2], concat(inputs).pooled[:, :2])
+
+
+@pytest.mark.parametrize("fusion", [True, False])
+def test_deficit_pooling_uniform_importance_equals_concat(monkeypatch, fusion):
+    # Every modality at the uniform share keeps full weight: the head sees what concat gives it.
+    from amc.model import network as amc_network
+
+    monkeypatch.setattr(
+        amc_network, "alignment_importance", lambda x, present: torch.full((x.shape[0], 3), 1 / 3)
+    )
+    seed_everything(0)
+    concat = AMC(small_config(importance="alignment", fusion=fusion)).eval()
+    seed_everything(0)
+    deficit = AMC(small_config(importance="alignment", pooling="deficit", fusion=fusion)).eval()
+    inputs = batch()
+    assert torch.equal(deficit(inputs).logits, concat(inputs).logits)
+
+
+def test_deficit_pooling_absent_modality_cannot_move_the_logits():
+    # As with importance pooling: an absent modality's pooled vector is zeroed before the head,
+    # whatever its (zero-filled) input and whatever fusion imputed into it.
+    model = AMC(small_config(pooling="deficit")).eval()
+    present = torch.tensor([[1, 1, 0]] * 6).bool()
+    inputs = batch()
+    out = model(inputs, present)
+    assert torch.count_nonzero(out.pooled[:, 2]) == 0
+    moved = dict(inputs, code=inputs["code"] * 50 + 3)
+    assert torch.allclose(model(moved, present).logits, out.logits, atol=1e-6)
+    model.train()
+    train_out = model(inputs, present)
+    loss = classification_loss(train_out.logits, torch.randint(0, 2, (6,)))
+    loss = loss + sum(train_out.aux_losses.values())
+    loss.backward()
+    assert torch.isfinite(loss) and model.head.net[-1].weight.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize("pooling", ["importance_logits", "deficit_logits"])
 def test_importance_logits_zero_weight_modality_cannot_move_the_logits(monkeypatch, pooling):
     from amc.model import network as amc_network
@@ -229,7 +285,7 @@ def test_importance_logits_trains_every_modality_head(task, pooling):
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
-@pytest.mark.parametrize("pooling", ["concat", "importance"])
+@pytest.mark.parametrize("pooling", ["concat", "importance", "deficit"])
 def test_shared_head_poolings_feed_one_head_on_the_concatenated_pooled_vectors(pooling):
     model = AMC(small_config(pooling=pooling)).eval()
     assert not hasattr(model, "modality_heads")

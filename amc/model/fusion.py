@@ -200,7 +200,7 @@ def importance_pooling(
 
 
 def deficit_weights(importance: torch.Tensor, present: torch.Tensor | None = None) -> torch.Tensor:
-    """Mixing weights from the importance deficit (``fusion.pooling=deficit_logits``).
+    """Weights from the importance deficit (``fusion.pooling=deficit`` / ``deficit_logits``).
 
     (B, M) -> (B, M): ``min(1, s_m M_present)`` over present modalities, 0 for absent ones. A
     modality at or above the uniform share 1 / M_present keeps full weight (clean patients get

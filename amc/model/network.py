@@ -3,7 +3,8 @@
 encoder per modality -> ``encoder_layers`` vanilla layers per modality -> ``layers`` improved
 blocks on the modalities stacked along the batch axis (attention within a modality, O(M N^2))
 -> AMC token fusion between adjacent blocks from the block's own map -> mean-pool each modality,
-(optionally weight each by the importance that drove fusion) -> concatenate (B, M*D) -> head;
+(optionally weight each by the importance that drove fusion, ``pooling="importance"``, or by its
+deficit weights min(1, s M_present), ``pooling="deficit"``) -> concatenate (B, M*D) -> head;
 or (``pooling="importance_logits"``) one head per modality on its pooled tokens, their
 predictions mixed by that importance (late fusion inside AMC, after token fusion); or
 (``pooling="deficit_logits"``) the same heads mixed by the importance deficit (full weight at or
@@ -40,7 +41,13 @@ from amc.model.heads import ClassificationHead, SurvivalHead
 from amc.model.losses import instance_contrastive_loss, token_contrastive_loss
 
 EncoderKind = Literal["vector", "query", "bag", "volume"]
-POOLINGS: tuple[str, ...] = ("concat", "importance", "importance_logits", "deficit_logits")
+POOLINGS: tuple[str, ...] = (
+    "concat",
+    "importance",
+    "deficit",
+    "importance_logits",
+    "deficit_logits",
+)
 HEADS_POOLINGS: tuple[str, ...] = ("importance_logits", "deficit_logits")  # one head per modality
 ModalityInput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
@@ -73,7 +80,9 @@ class AMCConfig:
     importance: Literal["mean", "std", "max", "alignment"] = "mean"
     token_score: Literal["attention", "linear"] = "attention"
     replace_rule: Literal["complement", "paper", "deficit"] = "complement"
-    pooling: Literal["concat", "importance", "importance_logits", "deficit_logits"] = "concat"
+    pooling: Literal["concat", "importance", "deficit", "importance_logits", "deficit_logits"] = (
+        "concat"
+    )
     temperature: float = 0.1
     token_pairs: Literal["all", "ring"] = "all"
     encoders: dict[str, EncoderKind] = field(default_factory=dict)
@@ -250,6 +259,19 @@ class AMC(nn.Module):
         logits = importance_late_fusion(modality_logits, weights, present, self.config.task)
         return logits, modality_logits, weights
 
+    def _weigh_pooled(
+        self, pooled: torch.Tensor, importance: torch.Tensor, present: torch.Tensor
+    ) -> torch.Tensor:
+        """The shared head's input per modality: (B, M, D), (B, M), (B, M) -> (B, M, D)."""
+        if self.config.pooling == "importance":
+            return importance_pooling(pooled, importance, present)
+        if self.config.pooling == "deficit":
+            # concat for a patient whose modalities all hold their uniform share; a flagged
+            # modality is scaled toward 0 (the oracle's drop), the others stay unchanged.
+            weights = deficit_weights(importance, present)
+            return pooled * weights.to(pooled.dtype).unsqueeze(-1)
+        return pooled
+
     def forward(
         self,
         inputs: dict[str, ModalityInput],
@@ -312,8 +334,7 @@ class AMC(nn.Module):
                 pooled, final.modality_importance, present
             )
         else:
-            if c.pooling == "importance":
-                pooled = importance_pooling(pooled, final.modality_importance, present)
+            pooled = self._weigh_pooled(pooled, final.modality_importance, present)
             logits = self.head(pooled.reshape(b, m * d))
         return AMCOutput(
             logits=logits,

@@ -1,8 +1,14 @@
-"""Small builders shared by tests: feature tables and label tables in the store's format."""
+"""Small builders shared by tests: feature tables and label tables in the store's format, and
+the benchmark scripts imported as modules."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -39,3 +45,20 @@ def toy_dataset(
     labels_path = root / "labels.parquet"
     write_table(labels, labels_path)
     return files, labels_path
+
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@contextmanager
+def benchmark_module(name: str) -> Iterator[ModuleType]:
+    """benchmarks/<name>.py imported as a module (the folder is not a package), registered in
+    ``sys.modules`` while in use (dataclasses and pickling look modules up there)."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
 from amc.model import AMC, AMCConfig
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "model_throughput.py"
+from tests.helpers import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("model_throughput", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_module("model_throughput") as module:
+        yield module
 
 
 def test_quick_run_writes_complete_json(bench, tmp_path, capsys):

@@ -2,26 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def fd():
-    spec = importlib.util.spec_from_file_location(
-        "fusion_defaults", ROOT / "benchmarks" / "fusion_defaults.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_module("fusion_defaults") as module:
+        yield module
 
 
 def test_overrides_set_existing_dotted_keys_as_yaml_and_refuse_unknown_ones(fd):

@@ -10,6 +10,7 @@ from amc.data.cohort import Cohort
 from amc.model import AMCConfig
 from amc.studies import importance as study
 from amc.studies import importance_task as task
+from tests.helpers import benchmark_module
 
 
 def _cohort(n: int = 6) -> Cohort:
@@ -344,16 +345,10 @@ def test_baseline_headroom_trains_late_and_oracle_only_and_pairs_them_by_seed():
 
 
 def test_benchmark_baselines_only_prints_the_room_and_writes_per_seed_rows(tmp_path, capsys):
-    import importlib.util
-    from pathlib import Path
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "importance_validity.py"
-    spec = importlib.util.spec_from_file_location("importance_validity_bench", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     args = ["--baselines-only", "--n-patients", "120", "--label-noise", "0.2"]
     args += ["--levels", "0.5", "--epochs", "1", "--seeds", "0", "--workers", "1"]
-    bench.main([*args, "--out", str(tmp_path)])
+    with benchmark_module("importance_validity") as bench:
+        bench.main([*args, "--out", str(tmp_path)])
     printed = capsys.readouterr().out
     assert "label_noise=0.2" in printed and "| noise 50% |" in printed
     rows = pd.read_csv(tmp_path / "headroom.csv")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.helpers import benchmark_module
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
@@ -26,14 +26,8 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def sbs():
-    spec = importlib.util.spec_from_file_location(
-        "side_by_side", ROOT / "benchmarks" / "side_by_side.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with benchmark_module("side_by_side") as module:
+        yield module
 
 
 def test_compare_alternates_two_workers_and_reports_ratio(sbs, capsys):

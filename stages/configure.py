@@ -39,7 +39,7 @@ from typing import Any
 from amc.data.store import atomic_path
 from amc.errors import InputError
 from stages._cli import run, stage_parser
-from stages.params import AMC, CODE_KEY, list_runs, load_params, run_params
+from stages.params import CODE_KEY, is_variant, list_runs, load_params, run_params
 
 
 def run_configs(params: dict[str, Any], code: str | None = None) -> dict[tuple[str, str], str]:
@@ -56,7 +56,7 @@ def efficiency_config(params: dict[str, Any]) -> str:
     """efficiency.json: ``{"runs": [settings, ...]}`` of AMC and every baseline on every dataset
     (a variant costs what AMC costs), in the tables' order."""
     runs = [run_params(params, dataset, method) for dataset, method in list_runs(params)]
-    return _json({"runs": [r for r in runs if r["family"] != AMC or r["method"] == AMC]})
+    return _json({"runs": [r for r in runs if not is_variant(r)]})
 
 
 def report_config(params: dict[str, Any]) -> str:

@@ -31,6 +31,7 @@ from amc.runtime import select_device
 from amc.training.loop import resolve_model
 from stages._cli import run, stage_parser
 from stages._dataset import cohort_for, model_kwargs, split_for_seed
+from stages.params import read_configure_file
 
 log = logging.getLogger("stages.efficiency")
 #: the run settings that decide a cohort and its fitted preprocessing
@@ -40,15 +41,12 @@ COHORT_KEYS = ("modalities", "encoders", "drop_incomplete", "drop_unmatched", "m
 def read_configs(path: Path) -> list[dict[str, Any]]:
     """The settings of every run to measure, from the configure stage's efficiency file."""
     try:
-        runs = json.loads(path.read_text())["runs"]
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found", hint="run `dvc repro configure` first") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        return read_configure_file(path)["runs"]
+    except (KeyError, TypeError) as exc:
         raise InputError(
             f"{path}: not the configure stage's efficiency file ({exc!r})",
             hint="re-run the configure stage",
         ) from None
-    return runs
 
 
 def main(argv: list[str]) -> None:

@@ -9,6 +9,7 @@ default and its allowed values are defined once, in ``amc/config.py`` (``sources
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,26 @@ AMC = "amc"
 #: the key of a configure-stage run file that carries the run code's fingerprint digest: not a
 #: setting, it changes the file (and so re-runs the stage) when the run code changes
 CODE_KEY = "code_fingerprint"
+
+
+def is_variant(run: dict[str, Any]) -> bool:
+    """An AMC variant's run settings (AMC with a switch flipped), not AMC itself or a baseline."""
+    return run["family"] == AMC and run["method"] != AMC
+
+
+def read_configure_file(path: Path) -> Any:
+    """The JSON content of a file the configure stage wrote (a run's settings, the efficiency or
+    report listing); a missing or unreadable file is an error that says to run that stage."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise InputError(f"{path}: not found", hint="run `dvc repro configure` first") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(
+            f"{path}: not valid JSON ({exc})", hint="re-run the configure stage"
+        ) from None
+
+
 #: AMCConfig fields a baseline reads from the ``model`` block (its stage depends on exactly these).
 BASELINE_MODEL_KEYS = ("hidden", "heads", "layers", "tokens", "encoder_layers", "dropout")
 #: What a baseline reads of AMC's blocks: the shared model sizes, and ``loss.balance`` (the trainer

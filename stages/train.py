@@ -15,7 +15,6 @@ stage) and reused when the settings match.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from stages._dataset import (
     split_for_seed,
     train_settings,
 )
-from stages.params import AMC, CODE_KEY, load_params, run_params
+from stages.params import AMC, CODE_KEY, load_params, read_configure_file, run_params
 
 log = logging.getLogger("stages.train")
 
@@ -78,14 +77,7 @@ def parse_run(argv: list[str], stage: str, doc: str | None) -> tuple[dict[str, A
 
 def read_run_config(path: Path, dataset: str, method: str) -> dict[str, Any]:
     """A run's settings from its configure-stage file, checked to be that run's."""
-    try:
-        ds = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"{path}: not found", hint="run `dvc repro configure` first") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            f"{path}: not valid JSON ({exc})", hint="re-run the configure stage"
-        ) from None
+    ds = read_configure_file(path)
     if not isinstance(ds, dict) or (ds.get("name"), ds.get("method")) != (dataset, method):
         found = (ds.get("name"), ds.get("method")) if isinstance(ds, dict) else None
         raise InputError(

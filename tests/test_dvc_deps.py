@@ -112,6 +112,15 @@ def load_stages(root: Path) -> list[dict]:
         return with_code_fingerprints(stages)
 
 
+def load_edited_stages(tmp_path: Path, dvc_yaml: dict) -> list[dict]:
+    """:func:`load_stages` of an edited copy of dvc.yaml (with params.yaml) in ``tmp_path``."""
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    return load_stages(tmp_path)
+
+
 def with_code_fingerprints(stages: list[dict]) -> list[dict]:
     """A dep on an output of the ``stages.code`` stage stands for the paths that output
     fingerprints: those its group in the stage's cmd names that are also the stage's deps (a
@@ -200,11 +209,7 @@ def test_removing_a_dep_is_caught(tmp_path, stages):
     removed = _command_module(body["cmd"]).replace(".", "/") + ".py"
     assert removed in body["deps"]
     body["deps"].remove(removed)
-    (tmp_path / ".dvc").mkdir()
-    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    changed = {s["name"]: s for s in load_stages(tmp_path)}[name]
+    changed = {s["name"]: s for s in load_edited_stages(tmp_path, dvc_yaml)}[name]
     assert removed in uncovered_modules(changed)
     original = {s["name"]: s for s in stages}[name]
     assert removed not in uncovered_modules(original)
@@ -232,11 +237,7 @@ def test_a_path_missing_from_the_code_fingerprint_is_caught(tmp_path):
     for every run stage that imports it."""
     dvc_yaml = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     _code_stage(dvc_yaml)["deps"].remove("amc/scoring.py")
-    (tmp_path / ".dvc").mkdir()
-    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    runs = [s for s in load_stages(tmp_path) if s["name"].startswith("run")]
+    runs = [s for s in load_edited_stages(tmp_path, dvc_yaml) if s["name"].startswith("run")]
     assert runs and all("amc/scoring.py" in uncovered_modules(s) for s in runs)
 
 
@@ -252,11 +253,7 @@ def test_run_stages_lose_their_code_without_the_configure_stamp(tmp_path, drop):
         configure["cmd"] = configure["cmd"].replace("--code data/code/run.json", "")
     else:
         configure["deps"].remove("data/code/run.json")
-    (tmp_path / ".dvc").mkdir()
-    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    stages = load_stages(tmp_path)
+    stages = load_edited_stages(tmp_path, dvc_yaml)
     runs = [s for s in stages if s["name"].startswith("run")]
     assert runs and all("stages/train.py" in uncovered_modules(s) for s in runs)
     others = [s for s in stages if s["name"] in ("efficiency", "report")]
@@ -272,11 +269,7 @@ def test_a_path_missing_from_one_group_is_caught_for_that_family_only(tmp_path):
     split_paths, sep, rest = split_group.partition("--out")
     body["cmd"] = head + "--out data/code/split.json" + split_paths.replace(" amc/data ", " ")
     body["cmd"] += sep + rest
-    (tmp_path / ".dvc").mkdir()
-    (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
-    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
-    stages = load_stages(tmp_path)
+    stages = load_edited_stages(tmp_path, dvc_yaml)
     splits = [s for s in stages if s["name"].startswith("split@")]
     assert splits and all("amc/data/splits.py" in uncovered_modules(s) for s in splits)
     runs = [s for s in stages if s["name"].startswith("run@")]

@@ -142,24 +142,15 @@ def test_a_method_may_train_on_a_subset_of_the_seeds(params):
     assert run_params(tree, "adni", "amc")["split"]["seeds"] == params["split"]["seeds"]
 
 
-def test_deficit_rule_and_importance_pooling_are_named(params):
+@pytest.mark.parametrize("pooling", ["importance", "deficit"])
+def test_deficit_rule_and_shared_head_poolings_are_named(params, pooling):
     tree = copy.deepcopy(params)
     tree["variants"]["mimic-iv-candidate"] = {
         "dataset": "mimic-iv",
-        "fusion": {"importance": "alignment", "replace_rule": "deficit", "pooling": "importance"},
+        "fusion": {"importance": "alignment", "replace_rule": "deficit", "pooling": pooling},
     }
     label = run_params(tree, "mimic-iv", "mimic-iv-candidate")["label"]
-    assert label == "AMC w/ Alignment, w/ deficit K rule, w/ importance pooling"
-
-
-def test_deficit_pooling_is_named(params):
-    tree = copy.deepcopy(params)
-    tree["variants"]["mimic-iv-deficit"] = {
-        "dataset": "mimic-iv",
-        "fusion": {"importance": "alignment", "replace_rule": "deficit", "pooling": "deficit"},
-    }
-    label = run_params(tree, "mimic-iv", "mimic-iv-deficit")["label"]
-    assert label == "AMC w/ Alignment, w/ deficit K rule, w/ deficit pooling"
+    assert label == f"AMC w/ Alignment, w/ deficit K rule, w/ {pooling} pooling"
 
 
 def test_importance_weighted_modality_heads_are_named(params):

@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 
 from amc.data.store import atomic_path, write_json, write_table
-from amc.evaluation import figures
 from amc.evaluation.metrics import (
     aggregate_seeds,
     chance_levels,
@@ -93,12 +92,12 @@ def fusion_columns(out: dict[str, np.ndarray], cohort) -> pd.DataFrame:
             columns[f"replaced_step{k}_{name}"] = out["replaced_steps"][:, k, m].astype(np.int64)
         columns[f"present_{name}"] = cohort.present[:, m]
     if "donors" in out:  # donors[p, target, donor]
+        from amc.evaluation.figures import donor_column  # lazily: see write_plots
+
         for t, target in enumerate(names):
             for d, donor in enumerate(names):
                 if d != t:
-                    columns[figures.donor_column(donor, target)] = out["donors"][:, t, d].astype(
-                        np.int64
-                    )
+                    columns[donor_column(donor, target)] = out["donors"][:, t, d].astype(np.int64)
     return pd.DataFrame(columns)
 
 
@@ -204,7 +203,14 @@ def write_plots(
     with atomic_path(plots) as tmp:
         tmp.mkdir()
         write_curves(histories, tmp / "curves.tsv")
-        if f"importance_{names[0]}" in pred:
+        has_importance = f"importance_{names[0]}" in pred
+        if not (has_importance or token_scores or cohort.task == "survival"):
+            return
+        # matplotlib takes ~0.7 s to import; the baselines of the classification datasets (about
+        # a fifth of the pipeline's runs) draw nothing, so they do not pay for it.
+        from amc.evaluation import figures
+
+        if has_importance:
             figures.plot_importance_distributions(pred, names, tmp / "importance.png")
             figures.plot_replacement_distributions(pred, names, tmp / "replacement.png")
             figures.importance_plot_data(pred, names).to_csv(tmp / "importance.csv", index=False)

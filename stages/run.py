@@ -10,11 +10,15 @@ reports/runs/<dataset>/<method>/).
 
 from __future__ import annotations
 
-from stages import evaluate, train
 from stages._cli import run
 
 
 def main(argv: list[str]) -> None:
+    # Imported here, not at module level: the spawned seed workers re-import this module as
+    # their ``__mp_main__``, and they only need stages.train (which unpickling the job brings),
+    # not the evaluation code and matplotlib (~1 s of a worker's start on this machine kind).
+    from stages import evaluate, train
+
     train.main(argv)
     evaluate.main(argv)
 

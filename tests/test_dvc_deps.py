@@ -97,7 +97,8 @@ def _command_module(cmd: str) -> str:
 
 
 def load_stages(root: Path) -> list[dict]:
-    """Every resolved stage of ``root``/dvc.yaml: name, cmd, deps, params (DVC's parser)."""
+    """Every resolved stage of the pipeline in ``root`` (its dvc.yaml and pipelines/*/dvc.yaml):
+    name, cmd, deps, params (DVC's parser)."""
     from dvc.repo import Repo
 
     with Repo(str(root)) as repo:
@@ -113,11 +114,15 @@ def load_stages(root: Path) -> list[dict]:
 
 
 def load_edited_stages(tmp_path: Path, dvc_yaml: dict) -> list[dict]:
-    """:func:`load_stages` of an edited copy of dvc.yaml (with params.yaml) in ``tmp_path``."""
+    """:func:`load_stages` of an edited copy of dvc.yaml (with params.yaml and the run stages'
+    pipelines/) in ``tmp_path``."""
     (tmp_path / ".dvc").mkdir()
     (tmp_path / ".dvc" / "config").write_text("[core]\n    no_scm = true\n")
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(dvc_yaml, sort_keys=False))
     shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    shutil.copytree(
+        ROOT / "pipelines", tmp_path / "pipelines", ignore=shutil.ignore_patterns("*.lock")
+    )
     return load_stages(tmp_path)
 
 

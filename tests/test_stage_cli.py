@@ -101,8 +101,11 @@ def test_output_path_comes_from_the_command_line(tmp_path, monkeypatch):
 
 
 def test_dvc_commands_name_every_output_path():
-    """One source of truth: each stage's cmd in dvc.yaml names the paths it writes."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    """One source of truth: each stage's cmd in dvc.yaml (and pipelines/*/dvc.yaml, the run
+    stages) names the paths it writes."""
+    stages = {}
+    for path in (ROOT / "dvc.yaml", *sorted((ROOT / "pipelines").glob("*/dvc.yaml"))):
+        stages.update(yaml.safe_load(path.read_text())["stages"])
     assert "--out data/synthetic/${item}" in stages["synthesize"]["do"]["cmd"]
     assert "--out data/features/${item.source}/${item.modality}.parquet" in " ".join(
         stages["extract"]["do"]["cmd"].split()

@@ -163,8 +163,7 @@ class ModalityTransformer(nn.Module):
     two residual branches only. The parameters live in ``nn.TransformerEncoderLayer`` modules (same
     initialisation and state-dict keys as before), but :func:`encoder_layer` runs them: without
     dropout on the attention probabilities the attention is one fused
-    ``scaled_dot_product_attention`` call on CUDA (materialised maps on CPU, faster there at
-    these sizes), and the residual dropout uses the cheap CPU mask.
+    ``scaled_dot_product_attention`` call, and the residual dropout uses the cheap CPU mask.
     """
 
     def __init__(self, dim: int, heads: int, layers: int, dropout: float = 0.0) -> None:
@@ -190,31 +189,18 @@ class ModalityTransformer(nn.Module):
 
 
 def encoder_layer(
-    layer: nn.TransformerEncoderLayer,
-    x: torch.Tensor,
-    p: float,
-    training: bool,
-    fused: bool | None = None,
+    layer: nn.TransformerEncoderLayer, x: torch.Tensor, p: float, training: bool
 ) -> torch.Tensor:
     """One pre-norm GELU layer with ``layer``'s weights, residual dropout ``p``: (B, N, D).
 
     Equals ``layer(x)`` (``norm_first=True``, ``batch_first=True``) when no dropout is active.
-    ``fused``: attention by ``scaled_dot_product_attention`` or by materialised (N, N) maps;
-    None: fused on CUDA only (on CPU, at head dims of 8-16 and up to ~48 tokens, the maps'
-    forward + backward takes 0.65-0.9x the time of the fused kernel's, whose backward is slow).
     """
     b, n, dim = x.shape
     attn = layer.self_attn
     heads = attn.num_heads
     qkv = F.linear(layer.norm1(x), attn.in_proj_weight, attn.in_proj_bias)
     q, k, v = qkv.view(b, n, 3, heads, dim // heads).permute(2, 0, 3, 1, 4)  # (B, h, N, d) each
-    if x.device.type == "cuda" if fused is None else fused:
-        h = F.scaled_dot_product_attention(q, k, v)
-    else:
-        # Scaling the (N, d) queries is cheaper than scaling the (N, N) logits.
-        probs = ((q * (dim // heads) ** -0.5) @ k.transpose(-1, -2)).softmax(dim=-1)
-        h = probs @ v  # (B, h, N, d)
-    h = h.transpose(1, 2).reshape(b, n, dim)
+    h = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, dim)
     x = x + dropout(attn.out_proj(h), p, training)
     h = layer.linear2(F.gelu(layer.linear1(layer.norm2(x))))
     return x + dropout(h, p, training)

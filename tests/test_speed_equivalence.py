@@ -405,3 +405,58 @@ def test_bounded_softmax_pair_matches_log_sum_exp_pair(monkeypatch, block):
     torch.testing.assert_close(lse_sum, ref_lse_sum, rtol=1e-12, atol=1e-12)
     both = logits.softmax(dim=1) + logits.softmax(dim=0)
     torch.testing.assert_close(probs, both, rtol=1e-12, atol=1e-12)
+
+
+@pytest.fixture
+def small_pool(monkeypatch):
+    """A fresh logits pool that serves tiny batches (the real one only (n, n) >= 1 MiB)."""
+    pool = losses._LogitsPool()
+    monkeypatch.setattr(pool, "MIN_ELEMENTS", 1)
+    monkeypatch.setattr(losses, "_LOGITS_POOL", pool)
+    return pool
+
+
+def _pooled_loss_and_grads(a, b, temperature=0.1):
+    a, b = a.detach().requires_grad_(True), b.detach().requires_grad_(True)
+    loss = losses._symmetric_info_nce(a, b, temperature)
+    return (loss, *torch.autograd.grad(3.0 * loss, (a, b)))
+
+
+def test_pooled_logits_buffer_is_reused_with_unchanged_results(small_pool):
+    """The buffer goes back to the pool after the backward pass and the next call reuses it;
+    every call gives the cross-entropies' loss and gradients."""
+    torch.manual_seed(0)
+    batches = [[F.normalize(torch.randn(7, 4), dim=-1) for _ in range(2)] for _ in range(2)]
+    pointers = []
+    for a, b in batches:
+        fast = _pooled_loss_and_grads(a, b)
+        ar, br = a.clone().requires_grad_(True), b.clone().requires_grad_(True)
+        ref = reference_symmetric_info_nce(ar, br, 0.1)
+        for got, want in zip(fast, (ref, *torch.autograd.grad(3.0 * ref, (ar, br))), strict=True):
+            torch.testing.assert_close(got, want, rtol=TOL, atol=TOL)
+        ((buffer,),) = small_pool._free.values()  # back in the pool after the backward pass
+        pointers.append(buffer.data_ptr())
+    assert pointers[0] == pointers[1]
+
+
+def test_pooled_logits_buffer_survives_a_retained_graph(small_pool):
+    """A second backward pass through a retained graph, after another call reused the buffer,
+    recomputes the probabilities: same gradients as the first pass."""
+    torch.manual_seed(0)
+    a, b = (F.normalize(torch.randn(6, 4), dim=-1).requires_grad_(True) for _ in range(2))
+    loss = losses._symmetric_info_nce(a, b, 0.1)
+    first = torch.autograd.grad(loss, (a, b), retain_graph=True)
+    other = [F.normalize(torch.randn(6, 4), dim=-1) for _ in range(2)]
+    _pooled_loss_and_grads(*other)  # takes the same buffer and overwrites it
+    second = torch.autograd.grad(loss, (a, b))
+    for g_first, g_second in zip(first, second, strict=True):
+        torch.testing.assert_close(g_second, g_first, rtol=TOL, atol=TOL)
+
+
+def test_pooled_logits_buffer_returns_at_once_without_gradient(small_pool):
+    torch.manual_seed(0)
+    a, b = (F.normalize(torch.randn(5, 3), dim=-1) for _ in range(2))
+    with torch.no_grad():
+        loss = losses._symmetric_info_nce(a, b, 0.1)
+    torch.testing.assert_close(loss, reference_symmetric_info_nce(a, b, 0.1), rtol=TOL, atol=TOL)
+    assert [len(free) for free in small_pool._free.values()] == [1]

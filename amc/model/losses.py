@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 from typing import Literal
 
 import torch
@@ -91,18 +90,14 @@ class SymmetricInfoNCE(torch.autograd.Function):
         positive = (scaled.to(stats) * b.to(stats)).sum()  # sum_i S_ii
         ctx.temperature, ctx.rows = temperature, rows
         if rows >= n:
-            bounded = logit_bound is not None and 2 * logit_bound + math.log(n) <= _SAFE_SPREAD
-            ctx.bounded = bounded
-            ctx.pooled = bounded and _LOGITS_POOL.serves(scaled, stats)
-            buffer = _LOGITS_POOL.take(n, stats, a.device) if ctx.pooled else None
-            probs, lse_sum = _one_block(scaled, b, stats, bounded, buffer)
-            ctx.save_for_backward(a, b)
-            # An intermediate, kept on ctx (not saved): its buffer goes back to the pool once
-            # the backward pass has read it, or at once when no backward pass will run.
-            ctx.probs = probs.to(a.dtype)
-            if ctx.pooled and not any(ctx.needs_input_grad[:2]):
-                _LOGITS_POOL.give(ctx.probs)
-                ctx.probs = None
+            logits = (scaled @ b.T).to(stats)
+            if logit_bound is not None and 2 * logit_bound + math.log(n) <= _SAFE_SPREAD:
+                # its matrix-vector product carries statistics: float32 under autocast too
+                with torch.autocast(logits.device.type, enabled=False):
+                    probs, lse_sum = _softmax_pair_bounded(logits)
+            else:
+                probs, lse_sum = _softmax_pair(logits)
+            ctx.save_for_backward(a, b, probs.to(a.dtype))
             return 0.5 * lse_sum / n - positive / n
         lse_row = a.new_empty(n, dtype=stats)
         lse_col = None
@@ -119,14 +114,9 @@ class SymmetricInfoNCE(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         a, b, *saved = ctx.saved_tensors
         n, temperature, rows = a.shape[0], ctx.temperature, ctx.rows
-        if not saved:  # one block: P_row + P_col kept from the forward pass
-            probs, ctx.probs = ctx.probs, None
-            if probs is None:  # a second backward pass through a retained graph: recompute
-                stats = torch.promote_types(a.dtype, torch.float32)
-                probs = _one_block(a / temperature, b, stats, ctx.bounded, None)[0].to(a.dtype)
+        if len(saved) == 1:  # one block: P_row + P_col kept from the forward pass
+            (probs,) = saved
             grad_a, grad_b = probs @ b, probs.T @ a
-            if ctx.pooled:
-                _LOGITS_POOL.give(probs)
         else:
             grad_a, grad_b = _blockwise_softmax_products(a, b, *saved, temperature, rows)
         # the -I / n part of dS: row i's positive pulls a_i towards b_i and b_i towards a_i
@@ -137,75 +127,6 @@ class SymmetricInfoNCE(torch.autograd.Function):
 #: Largest spread of log-sum-exps (|S| <= bound: 2 bound + log n) for which the bounded path's
 #: exp(-spread) stays a normal float32 (e^-87 is the smallest).
 _SAFE_SPREAD = 60.0
-
-
-def _one_block(
-    scaled: torch.Tensor,
-    b: torch.Tensor,
-    stats: torch.dtype,
-    bounded: bool,
-    buffer: torch.Tensor | None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """P_row + P_col of the logits ``scaled @ b.T`` (in ``buffer`` when given) and the sum of
-    their row and column log-sum-exps; ``bounded``: |logits| is known to be small enough for
-    :func:`_softmax_pair_bounded`."""
-    if buffer is not None:
-        logits = torch.mm(scaled, b.T, out=buffer)
-    else:
-        logits = (scaled @ b.T).to(stats)
-    if not bounded:
-        return _softmax_pair(logits)
-    # its matrix-vector products carry statistics: float32 under autocast too
-    with torch.autocast(logits.device.type, enabled=False):
-        return _softmax_pair_bounded(logits)
-
-
-class _LogitsPool:
-    """Reusable (n, n) logits buffers for the one-block bounded L_T path on CPU.
-
-    glibc returns large freed blocks to the kernel, so a fresh (n, n) buffer page-faults on its
-    first write: at n = 2048 (16 MiB, ~4,000 faults) that took 10-20 ms of a pair's ~35 ms
-    forward pass, every step. A buffer comes back here only after the backward pass that read
-    it (or at once when none will run), so no live tensor ever shares one.
-    """
-
-    MIN_ELEMENTS = 1 << 18  # below 1 MiB the allocator's own free lists do as well
-    MAX_BYTES = 1 << 28  # kept at most, over all sizes
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._free: dict[tuple, list[torch.Tensor]] = {}
-        self._bytes = 0
-
-    def serves(self, scaled: torch.Tensor, stats: torch.dtype) -> bool:
-        """Whether the logits of ``scaled`` (n, D) go through the pool: CPU, no dtype change
-        (a matmul into a float32 buffer), no autocast, large enough to page-fault."""
-        n = scaled.shape[0]
-        return (
-            scaled.device.type == "cpu"
-            and scaled.dtype == stats
-            and not torch.is_autocast_enabled("cpu")
-            and n * n >= self.MIN_ELEMENTS
-        )
-
-    def take(self, n: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        with self._lock:
-            free = self._free.get((n, dtype, device))
-            if free:
-                buffer = free.pop()
-                self._bytes -= buffer.nbytes
-                return buffer
-        return torch.empty(n, n, dtype=dtype, device=device)
-
-    def give(self, buffer: torch.Tensor) -> None:
-        with self._lock:
-            if self._bytes + buffer.nbytes <= self.MAX_BYTES:
-                key = (buffer.shape[0], buffer.dtype, buffer.device)
-                self._free.setdefault(key, []).append(buffer)
-                self._bytes += buffer.nbytes
-
-
-_LOGITS_POOL = _LogitsPool()
 
 
 def _softmax_pair(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

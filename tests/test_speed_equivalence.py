@@ -389,3 +389,19 @@ def test_fused_optimizer_step_matches_the_per_parameter_loop(optimizer):
     for p_fast, p_ref in zip(fast_model.parameters(), ref_model.parameters(), strict=True):
         torch.testing.assert_close(p_fast, p_ref, rtol=TOL, atol=TOL)
     assert not torch.equal(fast_model[0].weight, initial[0].weight)  # the steps did update
+
+
+@pytest.mark.parametrize("block", [1 << 16, 20], ids=["one-block", "row-blocks"])
+def test_bounded_softmax_pair_matches_log_sum_exp_pair(monkeypatch, block):
+    """The one-exponential path (E = exp(S), P_row + P_col written over E a block of rows at a
+    time) gives the shifted log-sum-exp path's probabilities and log-sum-exp total."""
+    monkeypatch.setattr(losses, "_COMBINE_BLOCK", block)  # 20: blocks of 2 rows of 9
+    torch.manual_seed(0)
+    a, b = (F.normalize(torch.randn(9, 5, dtype=torch.float64), dim=-1) for _ in range(2))
+    logits = a @ b.T / 0.1
+    probs, lse_sum = losses._softmax_pair_bounded(logits.clone())
+    ref_probs, ref_lse_sum = losses._softmax_pair(logits.clone())
+    torch.testing.assert_close(probs, ref_probs, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(lse_sum, ref_lse_sum, rtol=1e-12, atol=1e-12)
+    both = logits.softmax(dim=1) + logits.softmax(dim=0)
+    torch.testing.assert_close(probs, both, rtol=1e-12, atol=1e-12)

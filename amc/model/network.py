@@ -217,13 +217,14 @@ class AMC(nn.Module):
     def _fusion_step(
         self,
         x: torch.Tensor,
-        attn: torch.Tensor,
+        attn: torch.Tensor | None,
         present: torch.Tensor,
         agreement: torch.Tensor,
         block: int,
         apply: bool,
     ) -> tuple[torch.Tensor, FusionStep]:
-        """Score block ``block``'s map, set importance and K, and replace tokens if ``apply``."""
+        """Score block ``block``'s map (None with the linear scorer), set importance and K, and
+        replace tokens if ``apply``."""
         c = self.config
         b, m, n, _ = x.shape
         scores = token_scores(attn) if self.scorer is None else self.scorer(x)
@@ -312,14 +313,15 @@ class AMC(nn.Module):
         # Fusion runs between adjacent blocks; a one-block model is scored after its block.
         last_step = max(len(self.blocks) - 2, 0)
         for index, block in enumerate(self.blocks):
-            out, attn, bal = block(x.reshape(b * m, n, d))
+            # Only a scored block's map is read (and only by the attention scorer): skip the rest.
+            scored = index <= last_step
+            out, attn, bal = block(x.reshape(b * m, n, d), need_map=scored and self.scorer is None)
             x = out.view(b, m, n, d)
             balance = balance + bal.float()
-            if index <= last_step:
+            if scored:
                 apply = c.fusion and fuse and index < len(self.blocks) - 1
-                x, step = self._fusion_step(
-                    x, attn.view(b, m, n, n), present, agreement, index, apply
-                )
+                attn = None if attn is None else attn.view(b, m, n, n)
+                x, step = self._fusion_step(x, attn, present, agreement, index, apply)
                 steps.append(step)
         losses["balance"] = balance / max(len(self.blocks), 1)
         fused = any(step.applied for step in steps)

@@ -214,7 +214,7 @@ def test_random_views_are_seeded_and_resume_exactly(tmp_path, monkeypatch):
     resume = tmp_path / "muse.resume.pt"
     monkeypatch.setattr(loop, "validation_score", crash_on_second_epoch)
     with pytest.raises(KeyboardInterrupt):
-        train_model(cohort, split, model_config, settings, seed=3, resume_path=resume)
+        train_model(cohort, split, model_config, settings, 3, resume_path=resume, resume_every_s=0)
     monkeypatch.setattr(loop, "validation_score", real)
     resumed = train_model(cohort, split, model_config, settings, seed=3, resume_path=resume)
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in first["history"]]

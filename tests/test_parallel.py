@@ -1,6 +1,8 @@
 """amc.training.parallel: worker counts and order-preserving parallel map."""
 
 import os
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -49,17 +51,48 @@ def _pid_and_threads(x: int) -> tuple[int, int, int]:
     return x, os.getpid(), torch.get_num_threads()
 
 
-def test_on_cpu_the_caller_is_one_of_the_workers():
-    """Items 0, w, 2w, ... run in the calling process (at the workers' thread count, restored
-    afterwards); the others in workers - 1 spawned processes."""
+def _first_waits_for_the_others(job: tuple[int, str]) -> tuple[int, int, int]:
+    """Item 0 returns only once items 1-4 have run (each leaves a file in ``folder``)."""
+    x, folder = job
+    if x == 0:
+        deadline = time.monotonic() + 120
+        while len(list(Path(folder).glob("done-*"))) < 4:
+            if time.monotonic() > deadline:
+                raise TimeoutError("items 1-4 did not run while item 0 was running")
+            time.sleep(0.02)
+    else:
+        (Path(folder) / f"done-{x}").touch()
+    return x, os.getpid(), torch.get_num_threads()
+
+
+def test_on_cpu_the_caller_works_and_a_free_worker_takes_the_next_item(tmp_path):
+    """Item 0 runs in the calling process (at the workers' thread count, restored afterwards);
+    while it runs, the free worker process takes every other item: no fixed share per process
+    (with one, items 2 and 4 would wait for the caller, which waits for them)."""
     before = torch.get_num_threads()
-    out = parallel_map(_pid_and_threads, range(5), workers=2, threads=1, gpus=[])
+    jobs = [(x, str(tmp_path)) for x in range(5)]
+    out = parallel_map(_first_waits_for_the_others, jobs, workers=2, threads=1, gpus=[])
     assert [x for x, _, _ in out] == [0, 1, 2, 3, 4]
     pids = [pid for _, pid, _ in out]
-    assert pids[0] == pids[2] == pids[4] == os.getpid()
-    assert pids[1] == pids[3] != os.getpid()
+    assert pids[0] == os.getpid()
+    assert len(set(pids[1:])) == 1 and pids[1] != os.getpid()
     assert {t for _, _, t in out} == {1}
     assert torch.get_num_threads() == before
+
+
+def test_single_threaded_workers_are_forked_others_spawned():
+    """A forked worker skips the imports a spawned one repeats; only single-threaded ones are
+    forked (a forked child's OpenMP region can hang on its parent's thread pool)."""
+    import multiprocessing
+
+    from amc.training.parallel import _cpu_context
+
+    can_fork = "fork" in multiprocessing.get_all_start_methods()  # not on Windows
+    assert _cpu_context(1).get_start_method() == ("fork" if can_fork else "spawn")
+    assert _cpu_context(2).get_start_method() == "spawn"
+    items = [5, 1, 4]
+    out = parallel_map(_square_and_threads, items, workers=2, threads=2, gpus=[])
+    assert out == [(25, 2), (1, 2), (16, 2)]  # spawned workers at two threads each
 
 
 def test_a_failing_job_raises_in_the_caller():

@@ -102,14 +102,15 @@ def test_train_killed_after_an_epoch_resumes_to_identical_bytes(two_projects):
         killed,
         f"""
         import os, signal
-        from amc.training import loop
-        real, calls = loop._save_resume, []
+        from amc.training import resume
+        resume.RESUME_EVERY_S = 0.0  # a state after every epoch
+        real, calls = resume.save_state, []
         def save_then_die(*args):
             real(*args)
             calls.append(1)
             if len(calls) == 2:  # after epoch 2 of 4 is saved
                 os.kill(os.getpid(), signal.SIGKILL)
-        loop._save_resume = save_then_die
+        resume.save_state = save_then_die
         from stages import train
         train.main([{DATASET!r}])
         """,
@@ -170,7 +171,7 @@ def test_resume_state_is_keyed_on_content(tmp_path, monkeypatch):
     max_features or the library code (the data case is in test_training.py)."""
     from amc.data.cohort import load_cohort
     from amc.data.splits import make_splits
-    from amc.training import loop
+    from amc.training import loop, resume
     from tests.helpers import toy_dataset
 
     files, labels = toy_dataset(tmp_path, n=60, signal=3.0)
@@ -182,7 +183,7 @@ def test_resume_state_is_keyed_on_content(tmp_path, monkeypatch):
     }
     model = dict(hidden=16, heads=2, layers=2, tokens=4, experts=2, top_k=1)
     settings = loop.TrainSettings(epochs=2, warmup_epochs=1, batch_size=16, num_threads=1)
-    resume = tmp_path / "seed0.resume.pt"
+    state_file = tmp_path / "seed0.resume.pt"
     epochs_run = {"n": 0}
     real = loop.validation_score
 
@@ -194,7 +195,7 @@ def test_resume_state_is_keyed_on_content(tmp_path, monkeypatch):
 
     def train(split=by_seed[0], max_features=None) -> int:
         before = epochs_run["n"]
-        loop.train_model(cohort, split, model, settings, 0, max_features, resume_path=resume)
+        loop.train_model(cohort, split, model, settings, 0, max_features, resume_path=state_file)
         return epochs_run["n"] - before
 
     assert train() == 2
@@ -202,5 +203,5 @@ def test_resume_state_is_keyed_on_content(tmp_path, monkeypatch):
     assert not np.array_equal(by_seed[0], by_seed[1])
     assert train(split=by_seed[1]) == 2  # another split
     assert train(split=by_seed[1], max_features={"b": 5}) == 2  # another max_features
-    monkeypatch.setattr(loop, "_code_fingerprint", lambda: "edited library code")
+    monkeypatch.setattr(resume, "code_fingerprint", lambda: "edited library code")
     assert train(split=by_seed[1], max_features={"b": 5}) == 2  # the code changed

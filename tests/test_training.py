@@ -8,6 +8,7 @@ import amc.training.loop as loop
 from amc.data.cohort import load_cohort
 from amc.data.splits import make_splits
 from amc.evaluation.metrics import classification_metrics, concordance_index
+from amc.training import resume
 from amc.training.loop import TrainSettings, predict, train_model
 from tests.helpers import toy_dataset
 
@@ -84,8 +85,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path, monkeypat
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, "validation_score", crash_on_third_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        train_model(cohort, split, MODEL, settings, seed=1, resume_path=resume)
+    with pytest.raises(KeyboardInterrupt):  # state saved after every epoch
+        train_model(cohort, split, MODEL, settings, seed=1, resume_path=resume, resume_every_s=0)
     monkeypatch.setattr(loop, "validation_score", real)
     assert resume.exists()
     resumed = train_model(cohort, split, MODEL, settings, seed=1, resume_path=resume)
@@ -114,6 +115,24 @@ def test_finished_state_is_reused_but_never_for_other_data(tmp_path, monkeypatch
     cohort.features["a"][0, 0] += 1.0  # the data changed: the saved state must not be used
     train_model(cohort, split, MODEL, settings, seed=2, resume_path=resume)
     assert calls["n"] == 3
+
+
+def test_resume_state_is_saved_at_most_every_interval_and_at_the_end(tmp_path, monkeypatch):
+    cohort, split = _setup(tmp_path, n=80)
+    settings = TrainSettings(epochs=4, warmup_epochs=1, batch_size=16, patience=20)
+    saved_epochs: list[int] = []
+    real = resume.save_state
+
+    def recording(path, model, optimizer, generator, state, signature):
+        saved_epochs.append(state["epoch"])
+        real(path, model, optimizer, generator, state, signature)
+
+    monkeypatch.setattr(resume, "save_state", recording)
+    train_model(cohort, split, MODEL, settings, 0, resume_path=tmp_path / "a.pt")
+    assert saved_epochs == [4]  # the default interval outlasts this training: only the end
+    saved_epochs.clear()
+    train_model(cohort, split, MODEL, settings, 0, resume_path=tmp_path / "b.pt", resume_every_s=0)
+    assert saved_epochs == [1, 2, 3, 4]
 
 
 def test_modality_heads_loss_is_the_mean_unimodal_loss_over_present_patients():

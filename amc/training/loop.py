@@ -8,7 +8,6 @@ afterwards.
 from __future__ import annotations
 
 import copy
-import hashlib
 import logging
 import math
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from amc.model.losses import classification_loss, survival_nll
 from amc.model.network import HEADS_POOLINGS
 from amc.runtime import autocast, autocast_dtype, select_device
 from amc.scoring import harrell_c, macro_precision_recall_f1
+from amc.training import resume
 from amc.training.optim import FusedAdamW
 from amc.training.seed import seed_everything
 
@@ -148,6 +148,7 @@ def train_model(
     max_features: dict[str, int] | None = None,
     resume_path: Path | None = None,
     desc: str = "train",
+    resume_every_s: float | None = None,
 ) -> dict[str, Any]:
     """Train on ``split == "train"``, select on ``split == "val"``; return the best checkpoint.
 
@@ -157,8 +158,9 @@ def train_model(
             plus optionally ``method`` (default "amc", else a name of ``amc.baselines.METHODS``)
             and ``method_options`` (that method's options). Every method trains here, with the
             same losses, selection, early stopping and resume; only AMC has a fusion warm-up.
-        resume_path: a file where the running state is saved after every epoch; if it exists
-            and was written for the same config, training resumes from it.
+        resume_path: a file where the running state is saved (after an epoch, at most every
+            ``resume_every_s`` seconds, default :data:`amc.training.resume.RESUME_EVERY_S`, and
+            at the end); if it holds a state of the same config, training resumes from it.
 
     Returns:
         checkpoint dict (``state_dict``, ``config``, ``method``, ``method_options``, ``scalers``,
@@ -171,24 +173,16 @@ def train_model(
     device = select_device(settings.device)
     dtype = autocast_dtype(device, settings.precision)
     run = _build_run(cohort, split, model_config, settings, max_features, device, desc)
-    # A saved state is reused only for the same settings, data, split and library code.
-    signature = {
-        "config": asdict(run.config),
-        "method": run.method,
-        "method_options": run.method_options,
-        "settings": asdict(settings),
-        "seed": seed,
-        "max_features": dict(max_features or {}),
-        "class_names": list(cohort.class_names),
-        "data": _fingerprint(cohort, split),
-        "code": _code_fingerprint(),
-    }
-    state = _restore(resume_path, signature, run, generator, desc)
+    signature = resume.signature(
+        run.config, run.method, run.method_options, settings, seed, max_features, cohort, split
+    )
+    state = resume.restore(resume_path, signature, run.model, run.optimizer, generator, desc)
     weights = {"instance": settings.instance, "token": settings.token, "balance": settings.balance}
     if settings.modality_heads and run.method == "amc" and run.config.pooling in HEADS_POOLINGS:
         # Only a model with per-modality heads has this term (other histories stay as they were).
         weights["modality_heads"] = settings.modality_heads
     first = settings.epochs if state.get("done") else state["epoch"]
+    save_resume = resume.saver(resume_path, resume_every_s, run, generator, signature)
     bar = tqdm(range(first, settings.epochs), desc=desc, leave=False, disable=None)
     for epoch in bar:
         fuse = run.fusion_on and epoch >= settings.warmup_epochs
@@ -206,8 +200,7 @@ def train_model(
         _log_epoch(desc, epoch, settings.epochs, record, state)
         stop = state["stale"] >= settings.patience
         state["done"] = stop or epoch + 1 == settings.epochs
-        if resume_path is not None:
-            _save_resume(resume_path, run.model, run.optimizer, generator, state, signature)
+        save_resume(state)
         if stop:
             log.info(
                 "%s: early stop at epoch %d (best %d: %.4f)",
@@ -289,37 +282,6 @@ def resolve_model(
         config_kwargs["num_classes"] = len(cohort.class_names)
     config = AMCConfig(modalities=input_sizes(cohort, scalers), task=cohort.task, **config_kwargs)
     return config, method, method_options, cuts
-
-
-def _restore(
-    resume_path: Path | None,
-    signature: dict[str, Any],
-    run: _Run,
-    generator: torch.Generator,
-    desc: str,
-) -> dict[str, Any]:
-    """The running state: a fresh one, or the saved one (model, optimizer and RNGs restored)
-    when ``resume_path`` holds a state written for the same ``signature``."""
-    state = {
-        "epoch": 0,
-        "best_val": -math.inf,
-        "best_epoch": -1,
-        "best_state": None,
-        "stale": 0,
-        "history": [],
-    }
-    saved = _read_resume(resume_path, desc)
-    if saved is None:
-        return state
-    if saved.get("signature") != signature:
-        log.info("%s: ignoring %s written for other settings", desc, resume_path)
-        return state
-    run.model.load_state_dict(saved["model"])
-    run.optimizer.load_state_dict(saved["optimizer"])
-    generator.set_state(saved["generator"])
-    torch.set_rng_state(saved["torch_rng"])
-    log.info("%s: resuming at epoch %d from %s", desc, saved["state"]["epoch"], resume_path)
-    return saved["state"]
 
 
 def _train_epoch(
@@ -421,63 +383,3 @@ def _best_checkpoint(
         "seed": seed,
         "settings": asdict(settings),
     }
-
-
-def _fingerprint(cohort: Cohort, split: np.ndarray) -> str:
-    digest = hashlib.sha256()
-    for array in (
-        cohort.patient_ids.astype(str),
-        split.astype(str),
-        cohort.present,
-        cohort.labels,
-        cohort.time,
-        cohort.event,
-    ):
-        if array is not None:
-            digest.update(
-                np.ascontiguousarray(array).tobytes()
-                if array.dtype != object
-                else "\x1f".join(array.tolist()).encode()
-            )
-    for name in cohort.modalities:
-        digest.update(np.ascontiguousarray(cohort.features[name]).tobytes())
-    return digest.hexdigest()
-
-
-def _code_fingerprint() -> str:
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
-def _read_resume(path: Path | None, desc: str) -> dict[str, Any] | None:
-    """The saved running state, or None; an unreadable file is ignored (training restarts)."""
-    from amc.errors import InputError
-    from amc.training.checkpoint import read_checkpoint
-
-    if path is None or not Path(path).exists():
-        return None
-    try:
-        return read_checkpoint(path, hint="")
-    except InputError as exc:
-        log.warning("%s: ignoring unreadable resume state %s (%s)", desc, path, exc)
-        return None
-
-
-def _save_resume(path, model, optimizer, generator, state, signature) -> None:
-    from amc.training.checkpoint import save_checkpoint
-
-    save_checkpoint(
-        {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "generator": generator.get_state(),
-            "torch_rng": torch.get_rng_state(),
-            "state": state,
-            "signature": signature,
-        },
-        path,
-    )

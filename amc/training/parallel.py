@@ -9,12 +9,14 @@ workers finish; they depend on the torch thread count only through float summati
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import TypeVar
 
 import torch
@@ -65,22 +67,23 @@ def parallel_map(
     gpus: Sequence[str] | None = None,
 ) -> list[R]:
     """``[fn(item) for item in items]`` on ``workers`` processes of ``threads`` threads: on CPU the
-    calling process and ``workers - 1`` spawned ones, on CUDA ``workers`` spawned ones.
+    calling process and ``workers - 1`` worker processes, on CUDA ``workers`` spawned ones.
 
     ``fn`` and the items must be picklable (a module-level function, plain data). With
-    ``workers == 1`` everything runs in this process (no pickling, easiest to debug). Results
-    come back in the order of ``items``; the first exception in a worker is raised here.
-    ``gpus`` (default: :func:`visible_gpus`): each worker process sees one of them as its only
-    CUDA device, round-robin, so that workers on a multi-GPU machine do not share a GPU.
+    ``workers == 1`` everything runs in this process (no pickling, easiest to debug). Every
+    process takes the next item as soon as it is free. Results come back in the order of
+    ``items``; the first exception in a worker is raised here. ``gpus`` (default:
+    :func:`visible_gpus`): each worker process sees one of them as its only CUDA device,
+    round-robin, so that workers on a multi-GPU machine do not share a GPU.
     """
     items = list(items)
     if workers <= 1 or len(items) <= 1:
         return [fn(item) for item in tqdm(items, desc=desc, disable=None)]
-    context = multiprocessing.get_context("spawn")  # fork after torch threads start can hang
     level = logging.getLogger().getEffectiveLevel()
     gpus = visible_gpus() if gpus is None else list(gpus)
     if not gpus:
-        return _map_with_caller(fn, items, workers, threads, desc, context, level)
+        return _map_with_caller(fn, items, workers, threads, desc, _cpu_context(threads), level)
+    context = multiprocessing.get_context("spawn")  # CUDA cannot be used in a forked child
     queue = context.Queue()
     for i in range(workers):
         queue.put(gpus[i % len(gpus)])
@@ -90,38 +93,92 @@ def parallel_map(
         return list(tqdm(pool.map(fn, items), total=len(items), desc=desc, disable=None))
 
 
+def _cpu_context(threads: int) -> multiprocessing.context.BaseContext:
+    """How CPU workers start: forked when they run one thread each, else spawned.
+
+    A forked worker starts in milliseconds with torch and the training code already imported; a
+    spawned one first spends ~3.7 s CPU importing them, a third of a small baseline's run on 2
+    cores. Fork is safe only for single-threaded workers: a forked child that opens an OpenMP
+    parallel region can hang on the thread pool its parent's libgomp started (pytorch/pytorch
+    issues 17199 and 58962), and at one thread torch and MKL open none.
+    """
+    if threads == 1 and "fork" in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+class _NextItem:
+    """Hands out item indices 0, 1, 2, ... to whichever process is free first, until none is
+    left or :meth:`stop` (the first failure) is called."""
+
+    def __init__(self, n_items: int) -> None:
+        self._n_items = n_items
+        self._taken = itertools.count()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+
+    def __call__(self) -> int | None:
+        with self._lock:
+            i = next(self._taken)
+        return None if self._stopped.is_set() or i >= self._n_items else i
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+def _feed(pool: ProcessPoolExecutor, fn, items: list, results: list, next_item, bar) -> None:
+    """Hand one worker process one item at a time until none is left (runs in a thread)."""
+    while (i := next_item()) is not None:
+        try:
+            results[i] = pool.submit(fn, items[i]).result()
+        except BaseException:
+            next_item.stop()
+            raise
+        bar.update()
+
+
 def _map_with_caller(
     fn: Callable[[T], R], items: list[T], workers: int, threads: int, desc: str, context, level
 ) -> list[R]:
-    """On CPU the calling process is one of the ``workers``: it takes items 0, w, 2w, ... itself
-    (at ``threads`` torch threads, as a worker would) and ``workers - 1`` spawned processes take
-    the others. Why: a spawned worker spends ~3.7 s CPU importing torch and the training code
-    before its first item, which the caller has already loaded; one process fewer to start, and
-    one core trains from the start instead of every core waiting on imports."""
+    """On CPU the calling process is one of the ``workers`` (at ``threads`` torch threads, as a
+    worker would; restored afterwards) and ``workers - 1`` worker processes are the others.
+
+    Why the caller works too: it has already loaded torch and the training code, so one process
+    fewer starts and one core trains from the start. Why every process takes the next free item
+    rather than a fixed share: trainings stop early at different epochs, and a fixed share left
+    one core idle for a fifth of a run while the other finished its last seed.
+    """
     results: list = [None] * len(items)
-    with (
-        tqdm(total=len(items), desc=desc, disable=None) as bar,
-        ProcessPoolExecutor(
-            workers - 1,
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(threads, level, None),
-        ) as pool,
-    ):
-        futures = {i: pool.submit(fn, item) for i, item in enumerate(items) if i % workers}
-        for future in futures.values():
-            future.add_done_callback(lambda _: bar.update())
-        previous = torch.get_num_threads()
-        torch.set_num_threads(threads)
-        try:
-            for i in range(0, len(items), workers):
-                results[i] = fn(items[i])
-                bar.update()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        finally:
-            torch.set_num_threads(previous)
-        for i, future in futures.items():
-            results[i] = future.result()
+    next_item = _NextItem(len(items))
+    with ProcessPoolExecutor(
+        workers - 1, mp_context=context, initializer=_init_worker, initargs=(threads, level, None)
+    ) as pool:
+        # The first submission starts the workers: forked ones now, from this thread, before
+        # the progress bar and the feeding threads exist, so that no child inherits a lock
+        # another thread holds (spawned ones start as items arrive).
+        pool.submit(int)
+        i = next_item()  # item 0 is the caller's: a spawned worker is still starting
+        with (
+            tqdm(total=len(items), desc=desc, disable=None) as bar,
+            ThreadPoolExecutor(workers - 1) as feeders,
+        ):
+            fed = [
+                feeders.submit(_feed, pool, fn, items, results, next_item, bar)
+                for _ in range(workers - 1)
+            ]
+            previous = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                while i is not None:
+                    results[i] = fn(items[i])
+                    bar.update()
+                    i = next_item()
+            except BaseException:
+                next_item.stop()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            finally:
+                torch.set_num_threads(previous)
+            for future in fed:
+                future.result()  # a worker's exception is raised here
     return results

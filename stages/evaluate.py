@@ -198,16 +198,17 @@ def write_plots(
     ds, cohort, pred: pd.DataFrame, token_scores: list, histories: dict, plots: Path
 ) -> None:
     """The run's figures: importance / replacement / donor / token-score histograms (AMC with
-    fusion), Kaplan-Meier risk groups (survival); and its training curves (curves.tsv)."""
+    fusion); and its training curves (curves.tsv). Kaplan-Meier risk groups are drawn by the
+    report stage, every method of a dataset in one figure and one process."""
     names = cohort.modalities
     with atomic_path(plots) as tmp:
         tmp.mkdir()
         write_curves(histories, tmp / "curves.tsv")
         has_importance = f"importance_{names[0]}" in pred
-        if not (has_importance or token_scores or cohort.task == "survival"):
+        if not (has_importance or token_scores):
             return
-        # matplotlib takes ~0.7 s to import; the baselines of the classification datasets (about
-        # a fifth of the pipeline's runs) draw nothing, so they do not pay for it.
+        # matplotlib takes ~1 s to import; the baselines (three quarters of the pipeline's runs)
+        # draw nothing, so they do not pay for it.
         from amc.evaluation import figures
 
         if has_importance:
@@ -225,15 +226,6 @@ def write_plots(
                 for i, m in enumerate(names)
             }
             figures.plot_token_score_distributions(scores, tmp / "token_scores.png")
-        if cohort.task == "survival":
-            test = pred[pred["split"] == "test"]
-            figures.plot_kaplan_meier(
-                test["time"].to_numpy(),
-                test["event"].to_numpy(),
-                test["risk"].to_numpy(),
-                tmp / "kaplan_meier.png",
-                f"{ds['name']} {ds['label']}: predicted risk groups (test, all seeds)",
-            )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,11 @@ import pandas as pd
 from amc.data.store import atomic_path, read_table
 from amc.errors import InputError
 from amc.evaluation.comparison import efficiency_tables, paired_comparison, variant_tables
-from amc.evaluation.figures import plot_importance_overview, plot_roc_curves
+from amc.evaluation.figures import (
+    plot_importance_overview,
+    plot_kaplan_meier_grid,
+    plot_roc_curves,
+)
 from amc.evaluation.tables import LONG_COLUMNS, render_tables
 from stages._cli import run, stage_parser
 from stages._dataset import RUNS_DIR, metrics_file
@@ -99,8 +103,9 @@ def main(argv: list[str]) -> None:
 
 
 def write_figures(runs: list[dict[str, Any]]) -> None:
-    """AMC's figures per dataset, an ROC chart per classification dataset (methods overlaid)
-    and the importance overview."""
+    """AMC's figures per dataset, an ROC chart per classification dataset (methods overlaid),
+    Kaplan-Meier risk groups per survival dataset (one panel per method) and the importance
+    overview."""
     overview = {}
     with atomic_path("reports/figures") as tmp:
         tmp.mkdir()
@@ -123,8 +128,25 @@ def write_figures(runs: list[dict[str, Any]]) -> None:
                     if r["dataset"] == name and not is_variant(r)
                 }
                 plot_roc_curves(curves, tmp / f"{name}-roc.png", f"{name}: ROC (test, all seeds)")
+            else:
+                groups = {
+                    r["label"]: survival_data(RUNS_DIR / name / r["method"] / "predictions.parquet")
+                    for r in runs
+                    if r["dataset"] == name and not is_variant(r)
+                }
+                plot_kaplan_meier_grid(
+                    groups,
+                    tmp / f"{name}-kaplan_meier.png",
+                    f"{name}: predicted risk groups (median split; test, all seeds)",
+                )
         if overview:
             plot_importance_overview(overview, tmp / "importance_overview.png")
+
+
+def survival_data(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(time, event, risk) of the test rows."""
+    test = read_table(path).query("split == 'test'")
+    return test["time"].to_numpy(), test["event"].to_numpy(), test["risk"].to_numpy()
 
 
 def roc_data(path: Path) -> tuple[np.ndarray, np.ndarray]:

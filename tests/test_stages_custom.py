@@ -92,6 +92,40 @@ def test_custom_dataset_runs_through_all_stages(custom_project):
     assert set(curves.columns) == {"step", "value", "run"} and curves["run"].nunique() == 6
 
 
+def test_a_survival_dataset_gets_one_kaplan_meier_figure_with_every_method(custom_project):
+    """Runs draw no Kaplan-Meier curves (a baseline run imports no matplotlib); the report
+    draws each survival dataset's methods side by side, one panel each, from their test rows."""
+    root = custom_project
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    files, labels = toy_dataset(root / "surv", n=90, task="survival", signal=3.0)
+    params["datasets"] = {
+        "surv": {
+            "kind": "custom",
+            "task": "survival",
+            "modalities": {k: str(v) for k, v in files.items()},
+            "labels": str(labels),
+            "features_dir": str(root / "surv"),
+        }
+    }
+    params["variants"] = {}
+    params["baselines"] = {"late": {"family": "late", "label": "Late fusion"}}
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    split.main(["surv"])
+    configure.main(["--out", "data/configs"])
+    for method in ("amc", "late"):
+        config = ["--config", f"data/configs/surv/{method}.json"]
+        train.main(["surv", method, *config])
+        evaluate.main(["surv", method, *config])
+    efficiency.main([])
+    report.main([])
+    assert not list((root / "reports/runs").rglob("kaplan_meier.png"))
+    figure = root / "reports/figures/surv-kaplan_meier.png"
+    with figure.open("rb") as png:
+        header = png.read(24)
+    width, height = int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+    assert header[:8] == b"\x89PNG\r\n\x1a\n" and width > height  # two panels side by side
+
+
 def test_efficiency_needs_no_trained_run(custom_project):
     """Table 10 builds each method as its run would, from its settings, features and splits
     only: the stage does not depend on (or wait for) the ~100 runs' outputs."""

@@ -13,6 +13,7 @@ from amc.evaluation.figures import (
     importance_plot_data,
     plot_importance_distributions,
     plot_kaplan_meier,
+    plot_kaplan_meier_grid,
     plot_replacement_distributions,
 )
 from amc.evaluation.metrics import aggregate_seeds, to_jsonable
@@ -300,6 +301,28 @@ def test_kaplan_meier(tmp_path):
     with pytest.raises(InputError, match="risk holds NaN"):
         plot_kaplan_meier(time, event, np.full(80, np.nan), tmp_path / "km3.png", "bad")
     assert not (tmp_path / "km3.png").exists()
+
+
+def test_kaplan_meier_grid_draws_one_panel_per_method(tmp_path):
+    rng = np.random.default_rng(1)
+    risk = rng.normal(size=80)
+    time = rng.exponential(np.exp(-1.5 * risk))
+    event = rng.random(80) < 0.8
+    groups = {
+        "AMC": (time, event, risk),
+        "Random": (time, event, rng.normal(size=80)),
+        "Flat": (time, event, np.zeros(80)),
+    }
+    p = plot_kaplan_meier_grid(groups, tmp_path / "grid.png", "tcga-ucec")
+    assert list(p) == ["AMC", "Random", "Flat"]
+    assert p["AMC"] < 0.05 and p["Random"] > p["AMC"] and math.isnan(p["Flat"])
+    single = plot_kaplan_meier(time, event, risk, tmp_path / "one.png", "AMC")
+    assert single == pytest.approx(p["AMC"])  # the same panel, alone
+    assert _is_png(tmp_path / "grid.png")
+    groups["Broken"] = (time, event, np.full(80, np.nan))
+    with pytest.raises(InputError, match=r"\(Broken\): risk holds NaN"):
+        plot_kaplan_meier_grid(groups, tmp_path / "bad.png", "tcga-ucec")
+    assert not (tmp_path / "bad.png").exists()
 
 
 def test_tables_have_one_title_and_the_callers_note(results):

@@ -4,7 +4,8 @@
   modality importance s with a dashed red mean line.
 * :func:`plot_replacement_distributions`: Figure 4 (first row), per-modality histogram of the
   number of replaced tokens with a dashed red mean line.
-* :func:`plot_kaplan_meier`: Kaplan-Meier curves of the predicted low / high risk groups.
+* :func:`plot_kaplan_meier`: Kaplan-Meier curves of the predicted low / high risk groups;
+  :func:`plot_kaplan_meier_grid`: the same for several methods, one panel each.
 * :func:`plot_donor_distributions`: Figure 4 (rows 2-3), which modality replaced which.
 * :func:`plot_token_score_distributions`: Figure 5 (bottom), token scores per modality.
 * :func:`plot_roc_curves`: ROC curves of several methods on one chart.
@@ -39,6 +40,7 @@ __all__ = [
     "plot_token_score_distributions",
     "plot_importance_distributions",
     "plot_kaplan_meier",
+    "plot_kaplan_meier_grid",
     "plot_replacement_distributions",
 ]
 
@@ -217,18 +219,53 @@ def plot_kaplan_meier(
     float
         The log-rank p-value (NaN when one group is empty, e.g. all risks equal).
     """
+    return plot_kaplan_meier_grid({title: (time, event, risk)}, out_png, "")[title]
+
+
+def plot_kaplan_meier_grid(
+    groups: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+    out_png: str | os.PathLike,
+    title: str,
+) -> dict[str, float]:
+    """:func:`plot_kaplan_meier` of several methods side by side, one panel each (same axes).
+
+    ``groups``: panel title (e.g. a method's label) -> (time, event, risk), each shape (P,).
+    Returns each panel's log-rank p-value (NaN where one risk group is empty).
+    """
+    if not groups:
+        raise InputError("Kaplan-Meier figure: no method given")
+    columns = min(len(groups), 4)
+    rows = math.ceil(len(groups) / columns)
+    fig = Figure(figsize=(5.0 if columns == 1 else 3.4 * columns, 3.8 * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns, sharex=True, sharey=True)).reshape(-1)
+    p_values = {
+        label: _kaplan_meier_panel(ax, *arrays, label)
+        for ax, (label, arrays) in zip(axes, groups.items(), strict=False)
+    }
+    for ax in axes[len(groups) :]:
+        ax.set_visible(False)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    _save(fig, out_png)
+    logger.info("wrote %s (%d panel(s))", out_png, len(groups))
+    return p_values
+
+
+def _kaplan_meier_panel(ax, time, event, risk, title: str) -> float:
+    """Draw one :func:`plot_kaplan_meier` panel on ``ax``; return its log-rank p-value."""
     t = np.asarray(time, dtype=np.float64).reshape(-1)
     e = np.asarray(event, dtype=np.float64).reshape(-1)
     r = np.asarray(risk, dtype=np.float64).reshape(-1)
     if not (t.size == e.size == r.size) or t.size == 0:
         raise InputError(
-            f"plot_kaplan_meier: time/event/risk sizes {t.size}/{e.size}/{r.size}",
+            f"plot_kaplan_meier ({title}): time/event/risk sizes {t.size}/{e.size}/{r.size}",
             hint="pass one time, event flag and risk per patient",
         )
     for name, arr in (("time", t), ("event", e), ("risk", r)):
         if not np.all(np.isfinite(arr)):
             raise InputError(
-                f"plot_kaplan_meier: {name} holds NaN or inf", hint="drop or fix those patients"
+                f"plot_kaplan_meier ({title}): {name} holds NaN or inf",
+                hint="drop or fix those patients",
             )
     high = r > np.median(r)
     groups = [("low risk", ~high, "tab:blue"), ("high risk", high, "tab:red")]
@@ -236,10 +273,7 @@ def plot_kaplan_meier(
     if high.any() and (~high).any():
         p_value = logrank_test(t[high], e[high], t[~high], e[~high])[1]
     else:
-        logger.warning("plot_kaplan_meier: all risks equal, one group only; no log-rank test")
-    fig = Figure(figsize=(5.0, 3.8), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
+        logger.warning("plot_kaplan_meier (%s): all risks equal, one group only", title)
     for label, mask, color in groups:
         if not mask.any():
             continue
@@ -255,8 +289,6 @@ def plot_kaplan_meier(
     ax.set_ylabel("survival probability")
     ax.set_ylim(0.0, 1.05)
     ax.set_title(title, fontsize=10)
-    _save(fig, out_png)
-    logger.info("wrote %s (log-rank p = %s)", out_png, p_text)
     return p_value
 
 

@@ -167,7 +167,7 @@ def main(argv: list[str]) -> None:
         tmp.mkdir()
         write_table(pred, tmp / "predictions.parquet", {"dataset": ds["name"]})
         write_json(run_info(ds, cohort, config), tmp / "run.json")
-        write_plots(ds, cohort, pred, token_scores, histories, tmp / "plots")
+        write_plots(cohort, pred, token_scores, histories, tmp / "plots")
     write_json(aggregate_seeds(per_seed), args.metrics)
 
 
@@ -195,7 +195,7 @@ def write_curves(histories: dict[int, list[dict]], path: Path) -> None:
 
 
 def write_plots(
-    ds, cohort, pred: pd.DataFrame, token_scores: list, histories: dict, plots: Path
+    cohort, pred: pd.DataFrame, token_scores: list, histories: dict, plots: Path
 ) -> None:
     """The run's figures: importance / replacement / donor / token-score histograms (AMC with
     fusion); and its training curves (curves.tsv). Kaplan-Meier risk groups are drawn by the

@@ -121,21 +121,17 @@ def write_figures(runs: list[dict[str, Any]]) -> None:
                 }
             for png in sorted((folder / "plots").glob("*.png")):
                 shutil.copyfile(png, tmp / f"{name}-{png.name}")
+            compared = {
+                r["label"]: RUNS_DIR / name / r["method"] / "predictions.parquet"
+                for r in runs
+                if r["dataset"] == name and not is_variant(r)
+            }
             if amc["task"] == "classification":
-                curves = {
-                    r["label"]: roc_data(RUNS_DIR / name / r["method"] / "predictions.parquet")
-                    for r in runs
-                    if r["dataset"] == name and not is_variant(r)
-                }
+                curves = {label: roc_data(path) for label, path in compared.items()}
                 plot_roc_curves(curves, tmp / f"{name}-roc.png", f"{name}: ROC (test, all seeds)")
             else:
-                groups = {
-                    r["label"]: survival_data(RUNS_DIR / name / r["method"] / "predictions.parquet")
-                    for r in runs
-                    if r["dataset"] == name and not is_variant(r)
-                }
                 plot_kaplan_meier_grid(
-                    groups,
+                    {label: survival_data(path) for label, path in compared.items()},
                     tmp / f"{name}-kaplan_meier.png",
                     f"{name}: predicted risk groups (median split; test, all seeds)",
                 )

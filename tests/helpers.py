@@ -47,6 +47,19 @@ def toy_dataset(
     return files, labels_path
 
 
+def custom_dataset(folder: Path, task: str = "classification", **toy: object) -> dict:
+    """A params ``datasets`` entry of ``kind: custom`` over a :func:`toy_dataset` written to
+    ``folder`` (``toy``: its keyword arguments)."""
+    files, labels = toy_dataset(folder, task=task, **toy)
+    return {
+        "kind": "custom",
+        "task": task,
+        "modalities": {k: str(v) for k, v in files.items()},
+        "labels": str(labels),
+        "features_dir": str(folder),
+    }
+
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 

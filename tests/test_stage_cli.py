@@ -79,19 +79,10 @@ def test_bad_arguments_exit_2(stage, argv, words, tmp_path, monkeypatch, capsys)
 
 def test_output_path_comes_from_the_command_line(tmp_path, monkeypatch):
     from stages import split
-    from tests.helpers import toy_dataset
+    from tests.helpers import custom_dataset
 
-    files, labels = toy_dataset(tmp_path / "mine", n=60)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["datasets"] = {
-        "mine": {
-            "kind": "custom",
-            "task": "classification",
-            "modalities": {k: str(v) for k, v in files.items()},
-            "labels": str(labels),
-            "features_dir": str(tmp_path / "mine"),
-        }
-    }
+    params["datasets"] = {"mine": custom_dataset(tmp_path / "mine", n=60)}
     params["variants"] = {}  # the repository's variants name its own datasets
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))

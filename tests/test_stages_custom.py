@@ -9,7 +9,7 @@ import yaml
 
 from amc.errors import InputError
 from stages import configure, efficiency, evaluate, report, split, train
-from tests.helpers import toy_dataset
+from tests.helpers import custom_dataset
 
 ROOT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
@@ -17,7 +17,6 @@ ROOT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 @pytest.fixture()
 def custom_project(tmp_path, monkeypatch):
     params = yaml.safe_load(open("params.yaml"))
-    files, labels = toy_dataset(tmp_path / "mine", n=90, missing=0.2, signal=3.0)
     params["split"]["seeds"] = [0, 1]
     params["model"].update(hidden=16, heads=2, tokens=4, experts=2)
     # workers: 1 -- seeds in worker processes are tested on their own (test_parallel_seeds_...)
@@ -28,13 +27,7 @@ def custom_project(tmp_path, monkeypatch):
         "mine-std": {"dataset": "mine", "tables": [4], "fusion": {"importance": "std"}},
     }
     params["datasets"] = {
-        "mine": {
-            "kind": "custom",
-            "task": "classification",
-            "modalities": {k: str(v) for k, v in files.items()},
-            "labels": str(labels),
-            "features_dir": str(tmp_path / "mine"),
-        }
+        "mine": custom_dataset(tmp_path / "mine", n=90, missing=0.2, signal=3.0),
     }
     monkeypatch.chdir(tmp_path)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -97,16 +90,7 @@ def test_a_survival_dataset_gets_one_kaplan_meier_figure_with_every_method(custo
     draws each survival dataset's methods side by side, one panel each, from their test rows."""
     root = custom_project
     params = yaml.safe_load((root / "params.yaml").read_text())
-    files, labels = toy_dataset(root / "surv", n=90, task="survival", signal=3.0)
-    params["datasets"] = {
-        "surv": {
-            "kind": "custom",
-            "task": "survival",
-            "modalities": {k: str(v) for k, v in files.items()},
-            "labels": str(labels),
-            "features_dir": str(root / "surv"),
-        }
-    }
+    params["datasets"] = {"surv": custom_dataset(root / "surv", "survival", n=90, signal=3.0)}
     params["variants"] = {}
     params["baselines"] = {"late": {"family": "late", "label": "Late fusion"}}
     (root / "params.yaml").write_text(yaml.safe_dump(params))

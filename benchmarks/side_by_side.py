@@ -186,12 +186,14 @@ def revision_tree(repo: Path, rev: str) -> Iterator[Path]:
 
 
 class Worker:
-    """A worker process that imports ``amc`` from ``tree`` only."""
+    """A worker process that imports ``amc`` from ``tree`` only: ``script --worker`` (this file
+    by default) answering one JSON line per request line."""
 
-    def __init__(self, tree: Path) -> None:
+    def __init__(self, tree: Path, script: Path | None = None) -> None:
         env = {**os.environ, "PYTHONPATH": str(tree), "OMP_NUM_THREADS": "1"}
+        script = Path(script or __file__).resolve()
         self.proc = subprocess.Popen(
-            [sys.executable, "-B", str(Path(__file__).resolve()), "--worker"],
+            [sys.executable, "-B", str(script), "--worker"],
             cwd=tree,
             env=env,
             stdin=subprocess.PIPE,
@@ -199,14 +201,18 @@ class Worker:
             text=True,
         )
 
-    def time_steps(self, request: dict) -> list[float]:
+    def ask(self, request: dict) -> dict:
+        """Send one request, wait for its answer."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(json.dumps(request) + "\n")
         self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
             raise RuntimeError(f"benchmark worker exited with {self.proc.wait()}")
-        reply = json.loads(line)
+        return json.loads(line)
+
+    def time_steps(self, request: dict) -> list[float]:
+        reply = self.ask(request)
         self.fused_optimizer = reply.get("fused_optimizer", False)
         return reply["times"]
 
@@ -216,7 +222,8 @@ class Worker:
         self.proc.wait(timeout=60)
 
 
-def _revision(repo: Path, rev: str) -> str:
+def revision(repo: Path, rev: str) -> str:
+    """``rev``'s short hash."""
     out = subprocess.run(
         ["git", "-C", str(repo), "rev-parse", "--short", rev],
         check=True,
@@ -224,6 +231,26 @@ def _revision(repo: Path, rev: str) -> str:
         text=True,
     )
     return out.stdout.strip()
+
+
+def tree_revision(repo: Path) -> str:
+    """HEAD's short hash, ``+uncommitted`` when tracked files differ from it."""
+    dirty = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    return revision(repo, "HEAD") + ("+uncommitted" if dirty else "")
+
+
+def write_report(report: dict, out: Path) -> None:
+    """``report`` as JSON at ``out`` (written whole, then renamed)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(out)
+    print(f"wrote {out}")
 
 
 def compare(
@@ -307,21 +334,9 @@ def run(
     table = shapes(names)
     for shape in table.values():
         shape["tree_optimizer"] = tree_optimizer
-    head = subprocess.run(
-        ["git", "-C", str(repo), "rev-parse", "--short", "HEAD"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
     meta = {
-        "base": _revision(repo, against),
-        "new": head + ("+uncommitted" if dirty else ""),
+        "base": revision(repo, against),
+        "new": tree_revision(repo),
         "device": device,
         "threads": threads,
         "clock": clock,
@@ -340,11 +355,7 @@ def run(
     with revision_tree(repo, against) as base:
         rows = compare(base, repo, table, rounds, steps, **request)
     report = {"meta": meta, "results": rows}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(out)
-    print(f"wrote {out}")
+    write_report(report, out)
     return report
 
 

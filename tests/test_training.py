@@ -186,13 +186,15 @@ def test_weighted_modality_heads_loss_ignores_zero_weight_patients(task):
 
 def test_modality_heads_weights_importance_changes_training_of_heads_models_only(tmp_path):
     cohort, split = _setup(tmp_path, n=80)
-    model = {**MODEL, "pooling": "deficit_logits", "importance": "alignment"}
+    # Attention importance, not alignment: with the toy cohort's two modalities the alignment
+    # importance is 1/2 each by construction, so weighting by it changes nothing but rounding.
+    model = {**MODEL, "pooling": "deficit_logits", "importance": "mean"}
     plain = TrainSettings(epochs=2, warmup_epochs=1, batch_size=16)
     weighted = TrainSettings(**{**vars(plain), "modality_heads_weights": "importance"})
     a = train_model(cohort, split, model, plain, seed=1)
     b = train_model(cohort, split, model, weighted, seed=1)
     assert plain.modality_heads_weights == "uniform"  # the default
-    assert a["history"][-1]["modality_heads"] != b["history"][-1]["modality_heads"]
+    assert abs(a["history"][-1]["modality_heads"] - b["history"][-1]["modality_heads"]) > 1e-3
     c = train_model(cohort, split, MODEL, weighted, seed=1)  # no per-modality heads: no effect
     d = train_model(cohort, split, MODEL, plain, seed=1)
     assert c["history"] == d["history"]

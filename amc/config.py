@@ -47,6 +47,16 @@ from amc.schema import (
 )
 
 MODALITY_LIST = list_of(TEXT, distinct=True)
+#: ``fusion.pooling`` values; the last two give AMC one head per modality (the model reads both
+#: from here, and so do the stages that label a run, which must not import torch)
+POOLINGS: tuple[str, ...] = (
+    "concat",
+    "importance",
+    "deficit",
+    "importance_logits",
+    "deficit_logits",
+)
+HEADS_POOLINGS: tuple[str, ...] = ("importance_logits", "deficit_logits")
 
 
 # ---------------------------------------------------------------------------- the blocks
@@ -86,7 +96,7 @@ class FusionParams:
     )
     pooling: str = key(
         "concat",
-        one_of("concat", "importance", "deficit", "importance_logits", "deficit_logits"),
+        one_of(*POOLINGS),
         "pooled modalities concatenated as they are, or weighted by the fusion's importance "
         "(importance: s x present modalities; deficit: min(1, s x present modalities)); "
         "importance_logits: one head per modality, predictions mixed by that importance; "

@@ -14,6 +14,7 @@ from typing import Literal
 
 import torch
 
+from amc.cores import available_cores  # re-exported: training sizes its workers with it
 from amc.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,6 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (respects taskset / container CPU affinity)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def visible_gpus() -> list[str]:

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from amc.config import OVERRIDES, resolve_dataset, resolve_item
+from amc.config import HEADS_POOLINGS, OVERRIDES, resolve_dataset, resolve_item
 from amc.config import load_params as _load_params
 from amc.errors import InputError
 from amc.schema import check_block
@@ -296,7 +296,7 @@ def method_label(ds: dict[str, Any]) -> str:
         parts.append("w/ importance-weighted modality heads")
     elif f["pooling"] == "deficit_logits":
         parts.append("w/ deficit-weighted modality heads")
-    if f["pooling"] in ("importance_logits", "deficit_logits") and (
+    if f["pooling"] in HEADS_POOLINGS and (
         loss.get("modality_heads_weights") == "importance"
     ):
         parts.append("importance-weighted head losses")

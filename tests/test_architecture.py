@@ -29,6 +29,7 @@ FLOORS: dict[str, int] = {
     "amc.baselines": 1,
     "amc.methods": 1,
     "amc.runtime": 0,
+    "amc.cores": 0,
     "amc.scoring": 0,
     "amc.config": 0,
     "amc.schema": 0,

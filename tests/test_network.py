@@ -295,16 +295,18 @@ def test_shared_head_poolings_feed_one_head_on_the_concatenated_pooled_vectors(p
 
 
 def test_model_and_params_schema_offer_the_same_fusion_choices():
-    """The model keeps its own lists (it does not import the params schema); a choice added to
-    one and not the others would be refused by the model or unreachable from params."""
+    """AMCConfig's type hints list the choices again (for readers and type checkers); a choice
+    added to the schema and not to them, or the reverse, would be refused by the model or
+    unreachable from params. The model validates ``pooling`` against the schema's own tuple."""
     from dataclasses import fields
     from typing import get_args, get_type_hints
 
-    from amc.config import FusionParams
-    from amc.model.network import POOLINGS
+    from amc.config import POOLINGS, FusionParams
 
     hints = get_type_hints(AMCConfig)
     schema = {f.name: f.metadata["rule"].choices for f in fields(FusionParams)}
     for name in ("importance", "replace_rule", "pooling"):
         assert set(get_args(hints[name])) == set(schema[name]), name
-    assert set(POOLINGS) == set(schema["pooling"])
+    assert tuple(schema["pooling"]) == POOLINGS
+    with pytest.raises(ValueError, match="fusion.pooling"):
+        AMC(small_config(pooling="median"))

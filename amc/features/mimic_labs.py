@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from amc.cores import available_cores
 from amc.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -256,7 +256,7 @@ def _duckdb_engine(
     header = pd.read_csv(path, nrows=0).columns.tolist()
     columns = {c: _DUCK_COLUMNS.get(c, _TEXT) for c in header}
     with tempfile.TemporaryDirectory(prefix="amc-duckdb-") as work:
-        threads = kw.get("threads") or os.cpu_count() or 1
+        threads = kw.get("threads") or available_cores()
         con = duckdb.connect(str(Path(work) / "labs.duckdb"), config={"threads": threads})
         try:
             con.execute(f"SET temp_directory = '{work}'")

@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from amc.config import HEADS_POOLINGS, POOLINGS
 from amc.model.block import ImprovedBlock
 from amc.model.encoders import (
     ModalityTransformer,
@@ -41,14 +42,6 @@ from amc.model.heads import ClassificationHead, SurvivalHead
 from amc.model.losses import instance_contrastive_loss, token_contrastive_loss
 
 EncoderKind = Literal["vector", "query", "bag", "volume"]
-POOLINGS: tuple[str, ...] = (
-    "concat",
-    "importance",
-    "deficit",
-    "importance_logits",
-    "deficit_logits",
-)
-HEADS_POOLINGS: tuple[str, ...] = ("importance_logits", "deficit_logits")  # one head per modality
 ModalityInput = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 

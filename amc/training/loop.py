@@ -20,14 +20,16 @@ import torch
 from tqdm.auto import tqdm
 
 from amc.baselines import build_model
-from amc.config import TrainSettings  # built from the params schema; re-exported
+from amc.config import (
+    HEADS_POOLINGS,
+    TrainSettings,  # built from the params schema; re-exported
+)
 from amc.data.cohort import Cohort, check_modalities_in_splits
 from amc.data.preprocess import fit_preprocessing, input_sizes, model_inputs
 from amc.inference import load_model, predict, run_model  # noqa: F401  (re-exported)
 from amc.model import AMCConfig
 from amc.model.heads import discretize_time, risk_score, survival_bin_edges
 from amc.model.losses import classification_loss, survival_nll
-from amc.model.network import HEADS_POOLINGS
 from amc.runtime import autocast, autocast_dtype, select_device
 from amc.scoring import harrell_c, macro_precision_recall_f1
 from amc.training import resume

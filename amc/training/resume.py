@@ -22,7 +22,7 @@ import torch
 
 from amc.data.cohort import Cohort
 
-log = logging.getLogger("amc.training.loop")  # these messages are the training loop's
+log = logging.getLogger(__name__)
 
 #: Seconds between two saves of a training's resume state; it is also saved when the training
 #: ends. Why not after every epoch: the state (weights, Adam moments, best weights: 2-8 MB here)

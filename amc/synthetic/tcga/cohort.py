@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -17,6 +16,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from amc.cores import available_cores
 from amc.data.store import atomic_path
 from amc.synthetic.tcga.profiles import (
     _BETA,
@@ -153,7 +153,7 @@ def _write_files(
         tasks.append(("slide", dataclasses.replace(spec, path=str(tmp / spec.path))))
     for spec in plan.rna_specs:
         tasks.append(("rna", dataclasses.replace(spec, path=str(tmp / spec.path))))
-    n_jobs = max(1, min(n_jobs, os.cpu_count() or 1))
+    n_jobs = max(1, min(n_jobs, available_cores()))
     bar = tqdm(
         total=len(tasks),
         desc="synthetic TCGA files",

@@ -1,9 +1,10 @@
-"""Small builders shared by tests: feature tables and label tables in the store's format, and
-the benchmark scripts imported as modules."""
+"""Small builders shared by tests (and by CI's pipeline checks): feature tables and label tables
+in the store's format, the benchmark scripts imported as modules, and the stages a DVC log ran."""
 
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,6 +59,13 @@ def custom_dataset(folder: Path, task: str = "classification", **toy: object) ->
         "labels": str(labels),
         "features_dir": str(folder),
     }
+
+
+def stages_ran(log: str) -> set[str]:
+    """The stages a ``dvc repro`` / ``dvc exp run`` log says it ran, by name without their
+    dvc.yaml (run stages live in ``pipelines/*/dvc.yaml``: ``pipelines/amc/dvc.yaml:run@x`` is
+    ``run@x``)."""
+    return {s.rsplit(":", 1)[-1] for s in re.findall(r"Running stage '([^']+)'", log)}
 
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"

@@ -39,6 +39,11 @@ from pathlib import Path
 
 from amc.cores import available_cores
 
+try:
+    from benchmarks import side_by_side  # imported from the repository root (tests)
+except ImportError:  # run as a script: this folder is on the path
+    import side_by_side
+
 DEFAULT_OUT = Path("benchmarks/results/pipeline_side_by_side.json")
 TCGA = ["tcga-ucec", "tcga-luad", "tcga-lgg", "tcga-brca", "tcga-blca"]
 
@@ -144,10 +149,10 @@ def compare(trees: dict[str, Path], datasets: Sequence[str], rounds: int, logs: 
     """First runs, then ``rounds`` alternating forced re-runs of the AMC stages in both trees."""
     logs.mkdir(parents=True, exist_ok=True)
     stages = {k: amc_stages(tree, datasets) for k, tree in trees.items()}
-    first = {}
+    installed, first = {}, {}
     for which, tree in trees.items():
         print(f"{which}: installing its environment ...", flush=True)
-        install(tree, logs / f"{which}.log")
+        installed[which] = install(tree, logs / f"{which}.log")
         print(
             f"{which}: first run of {len(stages[which])} stages (data stages included) ...",
             flush=True,
@@ -169,21 +174,17 @@ def compare(trees: dict[str, Path], datasets: Sequence[str], rounds: int, logs: 
             f"({runs['new'][-1]['epochs']} epochs)",
             flush=True,
         )
-    return {"first_run_s": first, "stages": stages, "rounds": runs, **summarise(runs)}
-
-
-def _side_by_side():
-    """The step benchmark's module (worktree and report helpers), as in training_side_by_side."""
-    try:
-        from benchmarks import side_by_side
-    except ImportError:
-        import side_by_side
-    return side_by_side
+    return {
+        "install_s": installed,
+        "first_run_s": first,
+        "stages": stages,
+        "rounds": runs,
+        **summarise(runs),
+    }
 
 
 def run(against: str, datasets: Sequence[str], rounds: int, out: Path = DEFAULT_OUT) -> dict:
     """Benchmark HEAD against ``against``; print a markdown row, write JSON."""
-    side_by_side = _side_by_side()
     repo = Path(__file__).resolve().parents[1]
     meta = {
         "base": side_by_side.revision(repo, against),
